@@ -1,0 +1,250 @@
+package cmux
+
+import (
+	"errors"
+	"io"
+	"sync"
+)
+
+// DefaultMaxSniffBytes is the default number of bytes the mux reads from a
+// connection while matching it. See MaxSniffBytes.
+const DefaultMaxSniffBytes = 64 << 10
+
+// minSniffBuffer is the size of the first buffer a connection gets. Most first
+// flights (an HTTP/1 request header, a gRPC preface and HEADERS, a TLS
+// ClientHello) fit; larger ones move to bigger pooled buffers.
+const minSniffBuffer = 2 << 10
+
+// ErrSniffLimit is the error matchers read once a connection has sent more
+// bytes than the mux may buffer while matching it (see MaxSniffBytes).
+var ErrSniffLimit = errors.New("cmux: sniff limit reached")
+
+// bufferPools hands out sniff buffers in a few size classes, so that a
+// connection holds a small buffer unless its first flight is large.
+type bufferPools struct {
+	sizes [3]int
+	pools [3]sync.Pool
+}
+
+func newBufferPools(max int) *bufferPools {
+	bp := &bufferPools{}
+	s := minSniffBuffer
+	for i := range bp.sizes {
+		if i == len(bp.sizes)-1 || s > max {
+			s = max
+		}
+		bp.sizes[i] = s
+		size := s
+		bp.pools[i].New = func() any {
+			b := make([]byte, size)
+			return &b
+		}
+		s *= 8
+	}
+	return bp
+}
+
+// get returns a buffer of class i.
+func (bp *bufferPools) get(i int) *[]byte { return bp.pools[i].Get().(*[]byte) }
+
+// put returns a buffer of class i to its pool.
+func (bp *bufferPools) put(i int, b *[]byte) { bp.pools[i].Put(b) }
+
+// sniffer holds the bytes a connection has sent while it is being matched,
+// so that every matcher and finally the delivered connection see them from
+// the first byte. A sniffer is used by one goroutine at a time.
+//
+// Matchers get the sniffer as their io.Reader (and io.Writer). Read starts at
+// the first byte for each matcher (the mux calls rewind between matchers)
+// and reads from the connection only when the buffered bytes are used up.
+// Built-in matchers use peek instead, which never reads more than they ask for
+// when that many bytes are already buffered.
+type sniffer struct {
+	conn  *MuxConn
+	pools *bufferPools
+	class int     // size class of bufp
+	bufp  *[]byte // pooled backing array, nil before the first read
+	buf   []byte  // (*bufp)[:n]: the bytes read so far
+	max   int     // bound on len(buf)
+	off   int     // Read cursor of the current matcher
+	err   error   // sticky error of the connection's Read
+	// old holds buffers outgrown while matching; they go back to their pool
+	// only when matching ends, since a matcher may still hold a slice of one.
+	old      [2]*[]byte
+	oldClass [2]int
+	// zeroReads counts reads that returned nothing and no error.
+	zeroReads int
+}
+
+func (s *sniffer) init(c *MuxConn, pools *bufferPools, max int) {
+	s.conn = c
+	s.pools = pools
+	s.max = max
+}
+
+// rewind makes the next Read start again at the first byte.
+func (s *sniffer) rewind() { s.off = 0 }
+
+// Read implements io.Reader for matchers.
+func (s *sniffer) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if s.off == len(s.buf) {
+		if err := s.fill(s.off + 1); s.off == len(s.buf) {
+			return 0, err
+		}
+	}
+	n := copy(p, s.buf[s.off:])
+	s.off += n
+	return n, nil
+}
+
+// Write implements io.Writer for writer matchers: it writes to the peer.
+func (s *sniffer) Write(p []byte) (int, error) { return s.conn.Conn.Write(p) }
+
+// peek returns the first n bytes of the connection, reading from it as
+// needed. If fewer than n bytes can be had, it returns all there are and the
+// error that stopped it (io.EOF, a timeout, ErrSniffLimit, ...).
+func (s *sniffer) peek(n int) ([]byte, error) {
+	if n <= len(s.buf) {
+		return s.buf[:n], nil
+	}
+	err := s.fill(n)
+	if n > len(s.buf) {
+		return s.buf, err
+	}
+	return s.buf[:n], nil
+}
+
+// buffered returns the bytes read so far without reading.
+func (s *sniffer) buffered() []byte { return s.buf }
+
+// fill reads from the connection until at least n bytes are buffered. It
+// reads whatever the connection has in one call, so one Read usually brings
+// a whole first flight.
+func (s *sniffer) fill(n int) error {
+	for len(s.buf) < n {
+		if s.err != nil {
+			return s.err
+		}
+		if len(s.buf) >= s.max {
+			return ErrSniffLimit
+		}
+		if len(s.buf) == cap(s.buf) {
+			s.grow(min(n, s.max))
+		}
+		m, err := s.conn.Conn.Read(s.buf[len(s.buf):cap(s.buf)])
+		s.buf = s.buf[:len(s.buf)+m]
+		if err != nil {
+			s.err = err
+		} else if m == 0 {
+			s.zeroReads++
+			if s.zeroReads > 100 {
+				s.err = io.ErrNoProgress
+			}
+		}
+	}
+	return nil
+}
+
+// grow moves the buffered bytes to a pooled buffer of the smallest class
+// that holds n bytes (n <= s.max, so the largest class always does).
+func (s *sniffer) grow(n int) {
+	class := 0
+	for class < len(s.pools.sizes)-1 && s.pools.sizes[class] < n {
+		class++
+	}
+	nb := s.pools.get(class)
+	if s.bufp != nil {
+		copy(*nb, s.buf)
+		for i := range s.old {
+			if s.old[i] == nil {
+				s.old[i], s.oldClass[i] = s.bufp, s.class
+				break
+			}
+		}
+	}
+	s.buf = (*nb)[:len(s.buf)]
+	s.bufp, s.class = nb, class
+}
+
+// releaseOld returns the buffers outgrown while matching to their pools.
+func (s *sniffer) releaseOld() {
+	for i, b := range s.old {
+		if b != nil {
+			s.pools.put(s.oldClass[i], b)
+			s.old[i] = nil
+		}
+	}
+}
+
+// release returns every buffer to its pool. The sniffer holds no bytes
+// afterwards.
+func (s *sniffer) release() {
+	s.releaseOld()
+	if s.bufp != nil {
+		s.pools.put(s.class, s.bufp)
+		s.bufp, s.buf = nil, nil
+	}
+}
+
+// peeker is what built-in matchers parse from: the first bytes of a
+// connection, read on demand.
+type peeker interface {
+	// peek returns the first n bytes, reading as needed; if fewer can be
+	// had, all there are and the error that stopped it.
+	peek(n int) ([]byte, error)
+	// buffered returns the bytes at hand, without reading.
+	buffered() []byte
+}
+
+// asPeeker returns the peeker behind r: the mux's own sniffer, or for a
+// reader that is not the mux's (a matcher called by user code) one that
+// reads r into a private buffer.
+func asPeeker(r io.Reader) peeker {
+	if s, ok := r.(*sniffer); ok {
+		return s
+	}
+	return &readerPeeker{r: r}
+}
+
+// readerPeeker is the peeker of a reader that is not the mux's.
+type readerPeeker struct {
+	r         io.Reader
+	buf       []byte
+	err       error
+	zeroReads int
+}
+
+func (p *readerPeeker) buffered() []byte { return p.buf }
+
+func (p *readerPeeker) peek(n int) ([]byte, error) {
+	if n > DefaultMaxSniffBytes {
+		n = DefaultMaxSniffBytes
+	}
+	for len(p.buf) < n && p.err == nil {
+		if cap(p.buf)-len(p.buf) < n-len(p.buf) {
+			nb := make([]byte, len(p.buf), max(n, 2*cap(p.buf), 512))
+			copy(nb, p.buf)
+			p.buf = nb
+		}
+		m, err := p.r.Read(p.buf[len(p.buf):cap(p.buf)])
+		p.buf = p.buf[:len(p.buf)+m]
+		p.err = err
+		if m == 0 && err == nil {
+			// A reader that returns 0, nil forever must not spin.
+			if p.zeroReads++; p.zeroReads > 100 {
+				p.err = io.ErrNoProgress
+			}
+		}
+	}
+	if len(p.buf) >= n {
+		return p.buf[:n], nil
+	}
+	err := p.err
+	if err == nil {
+		err = ErrSniffLimit
+	}
+	return p.buf, err
+}

@@ -1,0 +1,562 @@
+// Package cmux serves many protocols on one TCP port.
+//
+// Wrap a listener with New, ask for one child listener per protocol with
+// Match or MatchWithWriters, hand the children to their servers (grpc-go,
+// net/http, net/rpc, crypto/tls, anything that takes a net.Listener) and call
+// Serve. The mux accepts each connection, reads its first bytes into a
+// replay buffer, runs the matchers in registration order and delivers the
+// connection, bytes intact, to the first listener whose matcher says yes.
+//
+// cmux is a drop-in replacement for github.com/soheilhy/cmux: every exported
+// identifier of its v0.1.5 keeps its name and signature. It differs where
+// that version is wrong: HTTP/2 connections survive any mix of writer
+// matchers and HTTP/2 servers (see HTTP2MatchHeaderFieldSendSettings),
+// sniffing is bounded in bytes (MaxSniffBytes) and time (MatchTimeout), Close
+// aborts connections still being matched, closing a child listener does not
+// close the others, and the delivered connection keeps what the underlying
+// one can do (sendfile, splice, half-close, TLS state).
+package cmux
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Matcher reports whether a connection, read from its first byte through r,
+// belongs to a listener. Matchers must not keep r after they return.
+type Matcher func(io.Reader) bool
+
+// MatchWriter is a Matcher that may also write to the peer through w, for
+// protocols whose client waits for the server before it says enough to be
+// matched.
+type MatchWriter func(io.Writer, io.Reader) bool
+
+// ErrorHandler handles an error of the mux: an error of the root listener's
+// Accept, an ErrNotMatched, or a matcher's panic (see ErrMatcherPanic). If it
+// returns false, Serve stops and returns that error.
+type ErrorHandler func(error) bool
+
+// CMux is a multiplexer of connections from one listener.
+type CMux interface {
+	// Match returns a listener that receives the connections for which any
+	// of the matchers returns true. Listeners are tried in the order Match
+	// and MatchWithWriters were called, the matchers of one call in
+	// argument order.
+	Match(...Matcher) net.Listener
+	// MatchWithWriters is Match for matchers that may write to the peer.
+	MatchWithWriters(...MatchWriter) net.Listener
+	// Serve accepts connections from the root listener and dispatches them
+	// until the root's Accept fails with an error that is not temporary,
+	// the error handler returns false, or Close is called. It returns the
+	// error that stopped it; see the package documentation of errors.
+	Serve() error
+	// Close stops Serve, aborts the connections still being matched, closes
+	// the connections queued for child listeners and makes every child's
+	// Accept return ErrServerClosed. It does not close the root listener.
+	Close()
+	// HandleError sets the handler of the mux's errors. The default handler
+	// returns true: keep serving.
+	HandleError(ErrorHandler)
+	// SetReadTimeout bounds the time a connection may take to be matched,
+	// as the MatchTimeout option does. Zero means no bound.
+	SetReadTimeout(time.Duration)
+}
+
+// DefaultMatchTimeout is how long a connection may take to be matched unless
+// MatchTimeout or SetReadTimeout says otherwise.
+const DefaultMatchTimeout = 30 * time.Second
+
+// An Option configures a mux made by New.
+type Option func(*config)
+
+type config struct {
+	maxSniff     int
+	matchTimeout time.Duration
+}
+
+// MaxSniffBytes bounds the bytes the mux reads from a connection while
+// matching it (DefaultMaxSniffBytes unless set). Once a connection has sent
+// that many, matchers that want more read ErrSniffLimit and say no; the
+// connection can still match a matcher that needs no more bytes, such as
+// Any(). n below 64 is taken as 64.
+func MaxSniffBytes(n int) Option {
+	return func(c *config) { c.maxSniff = max(n, 64) }
+}
+
+// MatchTimeout bounds the time from accepting a connection to delivering it
+// (DefaultMatchTimeout unless set; zero means no bound). When it expires,
+// matchers that read read a timeout error and say no, so the connection can
+// still match Any(). The mux clears the read deadline it set before it
+// delivers the connection. SetReadTimeout sets the same bound.
+func MatchTimeout(d time.Duration) Option {
+	return func(c *config) { c.matchTimeout = max(d, 0) }
+}
+
+// New returns a mux of the connections l accepts.
+func New(l net.Listener, opts ...Option) CMux {
+	cfg := config{maxSniff: DefaultMaxSniffBytes, matchTimeout: DefaultMatchTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m := &cMux{
+		root:      l,
+		pools:     newBufferPools(cfg.maxSniff),
+		maxSniff:  cfg.maxSniff,
+		donec:     make(chan struct{}),
+		quit:      make(chan struct{}),
+		servedone: make(chan struct{}),
+		stopc:     make(chan error, 1),
+		conns:     make(map[*MuxConn]struct{}),
+	}
+	m.timeout.Store(int64(cfg.matchTimeout))
+	m.lst.Store(&[]*muxListener{})
+	return m
+}
+
+// Any matches every connection without reading from it.
+func Any() Matcher {
+	return func(io.Reader) bool { return true }
+}
+
+type cMux struct {
+	root     net.Listener
+	pools    *bufferPools
+	maxSniff int
+	timeout  atomic.Int64 // time.Duration
+	errh     atomic.Pointer[ErrorHandler]
+
+	regMu sync.Mutex                     // serializes registrations
+	lst   atomic.Pointer[[]*muxListener] // copy on write
+
+	serving   atomic.Bool
+	donec     chan struct{} // closed by Close
+	closeOnce sync.Once
+	quit      chan struct{} // closed when Serve stops
+	quitOnce  sync.Once
+	servedone chan struct{} // closed when Serve has returned
+	stopc     chan error    // an error the handler refused, from a conn goroutine
+
+	// Connections being matched, so that stopping can abort them.
+	connMu   sync.Mutex
+	conns    map[*MuxConn]struct{}
+	stopping bool
+	wg       sync.WaitGroup
+}
+
+func (m *cMux) Match(matchers ...Matcher) net.Listener {
+	ws := make([]MatchWriter, len(matchers))
+	for i, mt := range matchers {
+		ws[i] = func(_ io.Writer, r io.Reader) bool { return mt(r) }
+	}
+	return m.MatchWithWriters(ws...)
+}
+
+func (m *cMux) MatchWithWriters(matchers ...MatchWriter) net.Listener {
+	l := &muxListener{
+		m:        m,
+		matchers: matchers,
+		connc:    make(chan net.Conn, 1024),
+		closec:   make(chan struct{}),
+	}
+	m.regMu.Lock()
+	old := *m.lst.Load()
+	lst := make([]*muxListener, len(old), len(old)+1)
+	copy(lst, old)
+	lst = append(lst, l)
+	m.lst.Store(&lst)
+	m.regMu.Unlock()
+	return l
+}
+
+func (m *cMux) HandleError(h ErrorHandler) { m.errh.Store(&h) }
+
+func (m *cMux) SetReadTimeout(d time.Duration) { m.timeout.Store(int64(max(d, 0))) }
+
+// handleErr reports err to the error handler and says whether to go on.
+func (m *cMux) handleErr(err error) bool {
+	if h := m.errh.Load(); h != nil && *h != nil {
+		return (*h)(err)
+	}
+	return true
+}
+
+// errServeTwice is returned by a second call of Serve.
+var errServeTwice = errors.New("cmux: Serve called more than once")
+
+func (m *cMux) Serve() error {
+	if !m.serving.CompareAndSwap(false, true) {
+		return errServeTwice
+	}
+	select {
+	case <-m.donec:
+		close(m.servedone)
+		return m.closedError()
+	default:
+	}
+	acceptErr := make(chan error, 1)
+	acceptDone := make(chan struct{})
+	go m.acceptLoop(acceptErr, acceptDone)
+
+	var err error
+	select {
+	case err = <-acceptErr:
+	case err = <-m.stopc:
+	case <-m.donec:
+		err = m.closedError()
+	}
+	m.stop()
+	// Interrupt an Accept still blocked, where the root listener allows it,
+	// so that no goroutine of the mux outlives Serve.
+	if d, ok := m.root.(interface{ SetDeadline(time.Time) error }); ok {
+		select {
+		case <-acceptDone:
+		default:
+			if d.SetDeadline(aLongTimeAgo) == nil {
+				<-acceptDone
+				_ = d.SetDeadline(time.Time{})
+			}
+		}
+	}
+	m.wg.Wait()
+	close(m.servedone)
+	select {
+	case <-m.donec:
+		// Close ran while Serve stopped: what was queued is closed.
+		m.drainAll()
+	default:
+	}
+	return err
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// acceptLoop accepts connections and starts matching each in its own
+// goroutine until the root listener fails or the mux stops.
+func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
+	defer close(done)
+	var delay time.Duration
+	for {
+		c, err := m.root.Accept()
+		if err != nil {
+			if m.stopped() {
+				return
+			}
+			if !m.handleErr(err) || !isTemporary(err) {
+				errc <- err
+				return
+			}
+			// Back off on errors such as EMFILE instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-m.quit:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		mc := m.newConn(c)
+		if !m.track(mc) {
+			c.Close()
+			return
+		}
+		go m.serveConn(mc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (m *cMux) stopped() bool {
+	select {
+	case <-m.quit:
+		return true
+	default:
+		return false
+	}
+}
+
+// track registers a connection being matched; it reports false once the
+// mux has stopped.
+func (m *cMux) track(c *MuxConn) bool {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if m.stopping {
+		return false
+	}
+	m.conns[c] = struct{}{}
+	m.wg.Add(1)
+	return true
+}
+
+// untrack ends the matching of c; it reports false if the mux aborted c,
+// which is then closed.
+func (m *cMux) untrack(c *MuxConn) bool {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if _, ok := m.conns[c]; !ok {
+		return false
+	}
+	delete(m.conns, c)
+	return true
+}
+
+// stop makes the accept loop quit and aborts every connection being matched.
+func (m *cMux) stop() {
+	m.quitOnce.Do(func() { close(m.quit) })
+	m.connMu.Lock()
+	m.stopping = true
+	for c := range m.conns {
+		delete(m.conns, c)
+		c.Conn.Close()
+	}
+	m.connMu.Unlock()
+}
+
+func (m *cMux) Close() {
+	m.closeOnce.Do(func() {
+		close(m.donec)
+		m.stop()
+		m.drainAll()
+	})
+}
+
+func (m *cMux) drainAll() {
+	for _, l := range *m.lst.Load() {
+		l.drain()
+	}
+}
+
+// closedError is what Serve returns after Close.
+func (m *cMux) closedError() error {
+	op := &net.OpError{Op: "accept", Err: errMuxClosed{}}
+	if a := m.root.Addr(); a != nil {
+		op.Net, op.Addr = a.Network(), a
+	}
+	return op
+}
+
+// errMuxClosed is the cause of the error Serve returns after Close: it reads
+// like the standard library's error for a closed listener and matches both
+// net.ErrClosed and ErrServerClosed.
+type errMuxClosed struct{}
+
+func (errMuxClosed) Error() string   { return "mux: server closed: use of closed network connection" }
+func (errMuxClosed) Unwrap() []error { return []error{ErrServerClosed, net.ErrClosed} }
+
+// newConn returns the mux's wrapper of a connection about to be matched.
+func (m *cMux) newConn(c net.Conn) *MuxConn {
+	mc := &MuxConn{Conn: c}
+	mc.sniff.init(mc, m.pools, m.maxSniff)
+	return mc
+}
+
+// serveConn matches c and delivers it, or closes it.
+func (m *cMux) serveConn(c *MuxConn) {
+	defer m.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			buf := make([]byte, 4<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			if m.untrack(c) {
+				c.Conn.Close()
+			}
+			c.endMatching(false)
+			m.report(&matcherPanic{remote: remoteAddr(c.Conn), value: v, stack: buf})
+		}
+	}()
+
+	timeout := time.Duration(m.timeout.Load())
+	if timeout > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+	}
+	for _, l := range *m.lst.Load() {
+		for _, mt := range l.matchers {
+			c.sniff.rewind()
+			if mt(&c.sniff, &c.sniff) {
+				m.deliver(c, l, timeout > 0)
+				return
+			}
+		}
+	}
+	if m.untrack(c) {
+		c.Conn.Close()
+		c.endMatching(false)
+		m.report(ErrNotMatched{c: c.Conn})
+		return
+	}
+	c.endMatching(false)
+}
+
+// report gives err to the error handler and stops Serve if it says so.
+func (m *cMux) report(err error) {
+	if !m.handleErr(err) {
+		select {
+		case m.stopc <- err:
+		default:
+		}
+	}
+}
+
+// deliver hands c, matched by l, to l's Accept.
+func (m *cMux) deliver(c *MuxConn, l *muxListener, clearDeadline bool) {
+	if !m.untrack(c) {
+		// The mux stopped while c was matched, and closed it.
+		c.endMatching(false)
+		return
+	}
+	if clearDeadline {
+		_ = c.Conn.SetReadDeadline(time.Time{})
+	}
+	c.endMatching(true)
+	dc := c.deliverable()
+	select {
+	case l.connc <- dc:
+		// The listener or the mux may have closed while we sent.
+		select {
+		case <-l.closec:
+			l.drain()
+		case <-m.donec:
+			l.drain()
+		default:
+		}
+	case <-l.closec:
+		dc.Close()
+	case <-m.quit:
+		dc.Close()
+	}
+}
+
+// muxListener is a child listener: it accepts the connections its matchers
+// chose.
+type muxListener struct {
+	m         *cMux
+	matchers  []MatchWriter
+	connc     chan net.Conn
+	closec    chan struct{}
+	closeOnce sync.Once
+}
+
+// Accept waits for and returns the next connection matched for l.
+func (l *muxListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.m.donec:
+		return nil, ErrServerClosed
+	case <-l.closec:
+		return nil, ErrListenerClosed
+	default:
+	}
+	select {
+	case c := <-l.connc:
+		return c, nil
+	case <-l.closec:
+		return nil, ErrListenerClosed
+	case <-l.m.donec:
+		return nil, ErrServerClosed
+	case <-l.m.servedone:
+		// Serve has returned: hand out what was queued, then say closed.
+		select {
+		case c := <-l.connc:
+			return c, nil
+		default:
+			return nil, ErrListenerClosed
+		}
+	}
+}
+
+// Close stops deliveries to l: its Accept returns ErrListenerClosed, the
+// connections queued for it are closed and later ones that match it are
+// closed. The root listener and the other children go on.
+func (l *muxListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closec) })
+	l.drain()
+	return nil
+}
+
+// drain closes the connections queued for l.
+func (l *muxListener) drain() {
+	for {
+		select {
+		case c := <-l.connc:
+			c.Close()
+		default:
+			return
+		}
+	}
+}
+
+// Addr returns the root listener's address.
+func (l *muxListener) Addr() net.Addr { return l.m.root.Addr() }
+
+// ErrNotMatched is the error the handler gets for a connection that no
+// matcher wanted; the mux closes such a connection.
+type ErrNotMatched struct {
+	c net.Conn
+}
+
+func (e ErrNotMatched) Error() string {
+	return fmt.Sprintf("mux: connection from %v not matched by any matcher", remoteAddr(e.c))
+}
+
+// Temporary reports true: the mux goes on serving other connections.
+func (e ErrNotMatched) Temporary() bool { return true }
+
+// Timeout reports false.
+func (e ErrNotMatched) Timeout() bool { return false }
+
+func remoteAddr(c net.Conn) any {
+	if c == nil {
+		return "unknown"
+	}
+	if a := c.RemoteAddr(); a != nil {
+		return a
+	}
+	return "unknown"
+}
+
+// closedErr is the type of ErrListenerClosed and ErrServerClosed.
+type closedErr struct{ msg string }
+
+func (e *closedErr) Error() string   { return e.msg }
+func (e *closedErr) Timeout() bool   { return false }
+func (e *closedErr) Temporary() bool { return false }
+
+// Is makes errors.Is(err, net.ErrClosed) hold.
+func (e *closedErr) Is(target error) bool { return target == net.ErrClosed }
+
+// ErrListenerClosed is returned by a child listener's Accept once the
+// listener was closed, or once Serve has returned and the connections
+// queued for the listener are gone. errors.Is(ErrListenerClosed,
+// net.ErrClosed) holds.
+var ErrListenerClosed net.Error = &closedErr{"mux: listener closed"}
+
+// ErrServerClosed is returned by every child listener's Accept after Close,
+// and wrapped by the error Serve returns after Close.
+// errors.Is(ErrServerClosed, net.ErrClosed) holds.
+var ErrServerClosed error = &closedErr{"mux: server closed"}
+
+// ErrMatcherPanic is matched (errors.Is) by the error the handler gets when
+// a matcher panics; the mux then closes that connection and goes on.
+var ErrMatcherPanic = errors.New("cmux: matcher panicked")
+
+type matcherPanic struct {
+	remote any
+	value  any
+	stack  []byte
+}
+
+func (e *matcherPanic) Error() string {
+	return fmt.Sprintf("cmux: matcher panicked on connection from %v: %v\n%s", e.remote, e.value, e.stack)
+}
+
+func (e *matcherPanic) Unwrap() error { return ErrMatcherPanic }

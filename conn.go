@@ -1,0 +1,218 @@
+package cmux
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// MuxConn is the connection a child listener's Accept returns (but see
+// below for connections with TLS state). Its reads yield every byte the
+// client sent, from the first one: first those the mux read while matching,
+// then the live stream, straight from the underlying connection. Writes go
+// straight to the peer.
+//
+// The embedded Conn is the underlying connection. Reading from it directly
+// skips the bytes the mux buffered.
+//
+// MuxConn passes through what the underlying connection can do:
+// ReadFrom and WriteTo use the underlying connection's, so sendfile and
+// splice still work; CloseRead and CloseWrite half-close it, and return an
+// error matching errors.ErrUnsupported when it has no such method.
+//
+// When the underlying connection has a ConnectionState() tls.ConnectionState
+// method (for example a *tls.Conn, when the root listener is a TLS
+// listener), Accept returns instead a value that embeds *MuxConn and adds
+// that method, so that net/http fills Request.TLS; use NetConn or
+// interface assertions, not a type assertion to *MuxConn, to reach the
+// underlying connection of such a mux.
+type MuxConn struct {
+	net.Conn
+
+	sniff sniffer
+	h2    *h2Parse // shared HTTP/2 parse while matching; nil if none
+
+	// direct is set once reads need nothing but the underlying connection:
+	// the replay buffer is drained and no HTTP/2 fix-up is pending.
+	direct atomic.Bool
+	rmu    sync.Mutex // guards replay and ack
+	replay []byte     // sniffed bytes not yet read
+	ack    ackFilter  // drops the client's ACK of the mux's SETTINGS
+
+	// wdirect is set while writes need nothing but the underlying conn.
+	wdirect  atomic.Bool
+	wmu      sync.Mutex
+	settings settingsRewriter // fixes the server's first SETTINGS frame
+
+	// wroteSettings is set once the mux has written its SETTINGS frame.
+	wroteSettings bool
+}
+
+// endMatching ends the matching phase of c. If c is to be delivered, it
+// makes the sniffed bytes the start of what c reads; otherwise it returns
+// every buffer.
+func (c *MuxConn) endMatching(delivered bool) {
+	if c.h2 != nil {
+		putH2Parse(c.h2)
+		c.h2 = nil
+	}
+	if !delivered {
+		c.sniff.release()
+		return
+	}
+	c.sniff.releaseOld()
+	c.replay = c.sniff.buf
+	if len(c.replay) == 0 {
+		c.sniff.release()
+	}
+	if c.wroteSettings {
+		c.ack.start()
+		c.settings.start()
+	} else {
+		c.wdirect.Store(true)
+	}
+	c.direct.Store(len(c.replay) == 0 && !c.ack.active)
+}
+
+// deliverable returns the connection to hand to the child listener.
+func (c *MuxConn) deliverable() net.Conn {
+	if _, ok := c.Conn.(connectionStater); ok {
+		return &tlsMuxConn{c}
+	}
+	return c
+}
+
+// Read reads the bytes the mux buffered while matching, then from the
+// underlying connection.
+func (c *MuxConn) Read(p []byte) (int, error) {
+	if c.direct.Load() {
+		return c.Conn.Read(p)
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	var n int
+	var err error
+	if c.ack.active {
+		n, err = c.ack.read(p, c.readReplay)
+	} else {
+		n, err = c.readReplay(p)
+	}
+	if len(c.replay) == 0 && !c.ack.active {
+		c.direct.Store(true)
+	}
+	return n, err
+}
+
+// readReplay reads the buffered bytes, then the underlying connection.
+// c.rmu is held.
+func (c *MuxConn) readReplay(p []byte) (int, error) {
+	if len(c.replay) == 0 {
+		return c.Conn.Read(p)
+	}
+	n := copy(p, c.replay)
+	c.replay = c.replay[n:]
+	if len(c.replay) == 0 {
+		c.replay = nil
+		c.sniff.release()
+	}
+	return n, nil
+}
+
+// Write writes p to the peer.
+func (c *MuxConn) Write(p []byte) (int, error) {
+	if c.wdirect.Load() {
+		return c.Conn.Write(p)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	n, err := c.settings.write(c.Conn, p)
+	if !c.settings.active {
+		c.wdirect.Store(true)
+	}
+	return n, err
+}
+
+// ReadFrom copies r to the peer, with the underlying connection's ReadFrom
+// (sendfile, splice) when it has one.
+func (c *MuxConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok && c.wdirect.Load() {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c}, r)
+}
+
+// WriteTo copies what the peer sends to w: the buffered bytes first, then
+// with the underlying connection's WriteTo (splice) when it has one.
+func (c *MuxConn) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if !c.direct.Load() {
+		buf := make([]byte, 32<<10)
+		for !c.direct.Load() {
+			m, err := c.Read(buf)
+			if m > 0 {
+				wm, werr := w.Write(buf[:m])
+				n += int64(wm)
+				if werr != nil {
+					return n, werr
+				}
+				if wm != m {
+					return n, io.ErrShortWrite
+				}
+			}
+			if err == io.EOF {
+				return n, nil
+			}
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	var m int64
+	var err error
+	if wt, ok := c.Conn.(io.WriterTo); ok {
+		m, err = wt.WriteTo(w)
+	} else {
+		m, err = io.Copy(w, readerOnly{c.Conn})
+	}
+	return n + m, err
+}
+
+// CloseWrite shuts down the writing side of the underlying connection.
+func (c *MuxConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return fmt.Errorf("cmux: %T has no CloseWrite: %w", c.Conn, errors.ErrUnsupported)
+}
+
+// CloseRead shuts down the reading side of the underlying connection.
+func (c *MuxConn) CloseRead() error {
+	if cr, ok := c.Conn.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
+	}
+	return fmt.Errorf("cmux: %T has no CloseRead: %w", c.Conn, errors.ErrUnsupported)
+}
+
+// NetConn returns the underlying connection.
+func (c *MuxConn) NetConn() net.Conn { return c.Conn }
+
+type connectionStater interface {
+	ConnectionState() tls.ConnectionState
+}
+
+// tlsMuxConn is the delivered connection when the underlying one has TLS
+// state.
+type tlsMuxConn struct{ *MuxConn }
+
+// ConnectionState returns the underlying connection's TLS state.
+func (c *tlsMuxConn) ConnectionState() tls.ConnectionState {
+	return c.Conn.(connectionStater).ConnectionState()
+}
+
+type writerOnly struct{ io.Writer }
+
+type readerOnly struct{ io.Reader }

@@ -1,0 +1,516 @@
+package cmux
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync"
+)
+
+// HTTP/2 on one port.
+//
+// The header matchers (HTTP2HeaderField and the rest) need the client's
+// first HEADERS frame, but gRPC clients send only the connection preface and
+// their SETTINGS, then wait for the server's SETTINGS before they send
+// HEADERS. So, when such a matcher has read the client's SETTINGS and would
+// otherwise wait for more, the mux writes one SETTINGS frame of its own
+// (muxSettingsFrame). That is the only thing the mux ever writes, at most
+// once per connection, and only after a valid preface and a client SETTINGS
+// frame that is not an ACK.
+//
+// That frame would upset the server that finally gets the connection: the
+// client ACKs it, and a server that receives an ACK of SETTINGS it never
+// sent fails the connection (golang.org/x/net/http2 answers PROTOCOL_ERROR).
+// So on a connection where the mux wrote SETTINGS:
+//
+//   - reads of the delivered connection drop the client's first SETTINGS
+//     ACK frame, wherever it falls, and pass every other byte on untouched;
+//   - the server's first SETTINGS frame, the one that follows the mux's on
+//     the wire, is kept consistent with the mux's: a value of
+//     SETTINGS_NO_RFC7540_PRIORITIES, which RFC 9218 forbids to change after
+//     the first SETTINGS frame, is written as the 1 the mux declared.
+//
+// Delivery never waits for the ACK. The mux declares
+// SETTINGS_NO_RFC7540_PRIORITIES = 1 (as golang.org/x/net/http2 and net/http
+// servers do) and nothing else, so the client keeps the RFC 9113 defaults
+// until the real server's SETTINGS arrive. It does not declare
+// SETTINGS_ENABLE_CONNECT_PROTOCOL: clients that look for it only in the
+// first SETTINGS frame (such as Go's) do not use extended CONNECT (RFC 8441)
+// on connections where the mux wrote SETTINGS.
+
+const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+// HTTP/2 frame types and flags (RFC 9113 §6).
+const (
+	frameData         = 0x0
+	frameHeaders      = 0x1
+	framePriority     = 0x2
+	frameRSTStream    = 0x3
+	frameSettings     = 0x4
+	framePushPromise  = 0x5
+	framePing         = 0x6
+	frameGoAway       = 0x7
+	frameWindowUpdate = 0x8
+	frameContinuation = 0x9
+
+	flagAck        = 0x1
+	flagEndHeaders = 0x4
+	flagPadded     = 0x8
+	flagPriority   = 0x20
+
+	frameHeaderLen = 9
+	// maxFrameSize is SETTINGS_MAX_FRAME_SIZE as the client must assume it
+	// before it has the real server's SETTINGS (the mux does not raise it).
+	maxFrameSize = 16384
+
+	settingNoRFC7540Priorities = 0x9
+)
+
+// muxSettingsFrame is the SETTINGS frame the mux writes:
+// SETTINGS_NO_RFC7540_PRIORITIES = 1.
+var muxSettingsFrame = []byte{
+	0, 0, 6, frameSettings, 0, 0, 0, 0, 0,
+	0, settingNoRFC7540Priorities, 0, 0, 0, 1,
+}
+
+// errH2 is the reason a connection's first header block could not be read.
+var errH2 = errors.New("cmux: not an HTTP/2 connection with a valid first header block")
+
+// HTTP2 matches the HTTP/2 client connection preface. It says no on the
+// first byte that differs from the preface.
+func HTTP2() Matcher {
+	return func(r io.Reader) bool { return hasPrefix(asPeeker(r), http2Preface) }
+}
+
+// HTTP2HeaderField matches an HTTP/2 connection whose first request has the
+// header field name (compared in lower case) with exactly value. It reads
+// the preface and the frames that follow, up to the end of the first header
+// block. If the field appears more than once, the first one counts.
+//
+// Through the mux, when the client has sent its SETTINGS and waits, the mux
+// writes its SETTINGS frame so that clients that wait for it (gRPC) go on;
+// see the package documentation of HTTP/2. So HTTP2HeaderField and
+// HTTP2MatchHeaderFieldSendSettings behave alike on a mux; they differ only
+// when called on a reader that is not the mux's, where this one never
+// writes.
+func HTTP2HeaderField(name, value string) Matcher {
+	name = lowerASCII(name)
+	return func(r io.Reader) bool { return matchH2Field(nil, r, name, value, false) }
+}
+
+// HTTP2HeaderFieldPrefix is HTTP2HeaderField for a field whose value starts
+// with valuePrefix.
+func HTTP2HeaderFieldPrefix(name, valuePrefix string) Matcher {
+	name = lowerASCII(name)
+	return func(r io.Reader) bool { return matchH2Field(nil, r, name, valuePrefix, true) }
+}
+
+// HTTP2MatchHeaderFieldSendSettings is HTTP2HeaderField as a MatchWriter:
+// it answers the client's SETTINGS with a SETTINGS frame, so that clients
+// that wait for the server's SETTINGS before they send HEADERS (grpc-go,
+// grpc-java and others) can be matched. Through the mux the frame is written
+// at most once per connection, however many such matchers run, and its ACK
+// never reaches the server that gets the connection, so any HTTP/2 server
+// can follow it in the chain.
+func HTTP2MatchHeaderFieldSendSettings(name, value string) MatchWriter {
+	name = lowerASCII(name)
+	return func(w io.Writer, r io.Reader) bool { return matchH2Field(w, r, name, value, false) }
+}
+
+// HTTP2MatchHeaderFieldPrefixSendSettings is
+// HTTP2MatchHeaderFieldSendSettings for a field whose value starts with
+// valuePrefix.
+func HTTP2MatchHeaderFieldPrefixSendSettings(name, valuePrefix string) MatchWriter {
+	name = lowerASCII(name)
+	return func(w io.Writer, r io.Reader) bool { return matchH2Field(w, r, name, valuePrefix, true) }
+}
+
+// matchH2Field reports whether the first header block of the connection
+// read through r has field name with value (or a value starting with it).
+// w, if not nil, receives a SETTINGS frame when r is not the mux's.
+func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) bool {
+	var hp *h2Parse
+	if s, ok := r.(*sniffer); ok {
+		// One parse per connection, shared by every HTTP/2 matcher.
+		c := s.conn
+		if c.h2 == nil {
+			c.h2 = getH2Parse()
+			c.h2.run(s, c)
+		}
+		hp = c.h2
+	} else {
+		hp = getH2Parse()
+		defer putH2Parse(hp)
+		var sw settingsWriter
+		if w != nil {
+			sw = &onceWriter{w: w}
+		}
+		hp.run(&readerPeeker{r: r}, sw)
+	}
+	if hp.err != nil {
+		return false
+	}
+	v, ok := hp.dec.field(name)
+	if !ok {
+		return false
+	}
+	if prefix {
+		return len(v) >= len(value) && string(v[:len(value)]) == value
+	}
+	return string(v) == value
+}
+
+// settingsWriter writes the mux's SETTINGS frame, at most once.
+type settingsWriter interface {
+	writeSettings()
+}
+
+// writeSettings writes the mux's SETTINGS frame once per connection.
+func (c *MuxConn) writeSettings() {
+	if c.wroteSettings {
+		return
+	}
+	c.wroteSettings = true
+	_, _ = c.Conn.Write(muxSettingsFrame)
+}
+
+// onceWriter writes the SETTINGS frame to a writer that is not the mux's.
+type onceWriter struct {
+	w     io.Writer
+	wrote bool
+}
+
+func (o *onceWriter) writeSettings() {
+	if !o.wrote {
+		o.wrote = true
+		_, _ = o.w.Write(muxSettingsFrame)
+	}
+}
+
+// h2Parse is the result of reading a connection's first header block.
+type h2Parse struct {
+	err     error
+	dec     hpackDecoder
+	scratch []byte // a header block split into CONTINUATION frames
+}
+
+var h2ParsePool = sync.Pool{New: func() any { return new(h2Parse) }}
+
+func getH2Parse() *h2Parse { return h2ParsePool.Get().(*h2Parse) }
+
+func putH2Parse(hp *h2Parse) {
+	hp.err = nil
+	hp.dec.reset()
+	if cap(hp.scratch) > 64<<10 {
+		hp.scratch = nil
+	}
+	hp.scratch = hp.scratch[:0]
+	h2ParsePool.Put(hp)
+}
+
+// run reads the preface and the frames that follow it up to the end of the
+// first header block, and decodes that block. Once the client's SETTINGS
+// have arrived, it has sw write the mux's SETTINGS before it waits for more
+// bytes. The result is in hp.err and hp.dec.
+func (hp *h2Parse) run(p peeker, sw settingsWriter) {
+	if !hasPrefix(p, http2Preface) {
+		hp.err = errH2
+		return
+	}
+	off := len(http2Preface)
+	sawSettings := false
+	// need returns the first n bytes of the connection. Before it waits
+	// for bytes that have not arrived, it lets a waiting client go on.
+	need := func(n int) ([]byte, bool) {
+		if sawSettings && sw != nil {
+			if b := p.buffered(); len(b) < n {
+				sw.writeSettings()
+			}
+		}
+		b, _ := p.peek(n)
+		return b, len(b) == n
+	}
+	var (
+		inBlock     bool // a HEADERS frame without END_HEADERS was read
+		blockStream uint32
+	)
+	first := true
+	for {
+		b, ok := need(off + frameHeaderLen)
+		if !ok {
+			hp.err = errH2
+			return
+		}
+		h := b[off : off+frameHeaderLen]
+		length := int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+		typ, flags := h[3], h[4]
+		stream := binary.BigEndian.Uint32(h[5:]) & (1<<31 - 1)
+		if length > maxFrameSize {
+			hp.err = errH2
+			return
+		}
+		end := off + frameHeaderLen + length
+		if b, ok = need(end); !ok {
+			hp.err = errH2
+			return
+		}
+		payload := b[off+frameHeaderLen : end]
+		off = end
+
+		// RFC 9113 §3.4: the preface is followed by a SETTINGS frame.
+		if first && (typ != frameSettings || flags&flagAck != 0) {
+			hp.err = errH2
+			return
+		}
+		first = false
+		if inBlock && typ != frameContinuation {
+			hp.err = errH2
+			return
+		}
+		switch typ {
+		case frameSettings:
+			if stream != 0 || (flags&flagAck != 0 && length != 0) || length%6 != 0 {
+				hp.err = errH2
+				return
+			}
+			if flags&flagAck == 0 {
+				sawSettings = true
+			}
+		case frameHeaders:
+			if stream == 0 || stream%2 == 0 {
+				hp.err = errH2
+				return
+			}
+			frag, ok := headersFragment(flags, payload)
+			if !ok {
+				hp.err = errH2
+				return
+			}
+			if flags&flagEndHeaders != 0 {
+				hp.decode(frag)
+				return
+			}
+			inBlock, blockStream = true, stream
+			hp.scratch = append(hp.scratch[:0], frag...)
+		case frameContinuation:
+			if !inBlock || stream != blockStream {
+				hp.err = errH2
+				return
+			}
+			hp.scratch = append(hp.scratch, payload...)
+			if flags&flagEndHeaders != 0 {
+				hp.decode(hp.scratch)
+				return
+			}
+		case frameData, framePushPromise:
+			// No request can have data before its headers; clients do not
+			// push.
+			hp.err = errH2
+			return
+		case framePriority:
+			if length != 5 || stream == 0 {
+				hp.err = errH2
+				return
+			}
+		case frameWindowUpdate, frameRSTStream:
+			if length != 4 {
+				hp.err = errH2
+				return
+			}
+		case framePing:
+			if length != 8 || stream != 0 {
+				hp.err = errH2
+				return
+			}
+		case frameGoAway:
+			hp.err = errH2 // the client is going away
+			return
+		default:
+			// RFC 9113 §4.1: unknown frame types are ignored.
+		}
+	}
+}
+
+func (hp *h2Parse) decode(block []byte) {
+	if err := hp.dec.decode(block); err != nil {
+		hp.err = err
+	}
+}
+
+// headersFragment returns the header block fragment of a HEADERS frame's
+// payload: without its padding and priority fields.
+func headersFragment(flags byte, p []byte) ([]byte, bool) {
+	pad := 0
+	if flags&flagPadded != 0 {
+		if len(p) < 1 {
+			return nil, false
+		}
+		pad = int(p[0])
+		p = p[1:]
+	}
+	if flags&flagPriority != 0 {
+		if len(p) < 5 {
+			return nil, false
+		}
+		p = p[5:]
+	}
+	if pad > len(p) {
+		return nil, false
+	}
+	return p[:len(p)-pad], true
+}
+
+// ackFilter drops the client's first SETTINGS ACK frame from the stream the
+// server reads: that ACK is of the mux's SETTINGS, which the server never
+// sent. It walks the frames from the preface on, reading frame headers whole
+// and passing payloads through, until the ACK; then it gets out of the way.
+type ackFilter struct {
+	active bool
+	skip   int // bytes to pass on before the next frame header
+	hdr    [frameHeaderLen]byte
+	hdrN   int // bytes of hdr read
+	out    int // bytes of hdr passed on
+	err    error
+	last   bool // the header in hdr ends the filtering
+}
+
+func (f *ackFilter) start() {
+	f.active = true
+	f.skip = len(http2Preface)
+}
+
+// read reads from src into p, without the ACK.
+func (f *ackFilter) read(p []byte, src func([]byte) (int, error)) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if f.skip > 0 {
+			n, err := src(p[:min(len(p), f.skip)])
+			f.skip -= n
+			return n, err
+		}
+		for f.hdrN < frameHeaderLen && f.err == nil {
+			n, err := src(f.hdr[f.hdrN:])
+			f.hdrN += n
+			if err != nil && f.hdrN < frameHeaderLen {
+				f.err = err
+			}
+		}
+		if f.hdrN < frameHeaderLen {
+			// The stream ended inside a frame header: pass on what came.
+			if f.out < f.hdrN {
+				n := copy(p, f.hdr[f.out:f.hdrN])
+				f.out += n
+				return n, nil
+			}
+			return 0, f.err
+		}
+		h := &f.hdr
+		if f.out == 0 && h[3] == frameSettings && h[4]&flagAck != 0 {
+			// The first ACK: what follows is for the server alone.
+			if h[0]|h[1]|h[2] == 0 {
+				f.active = false
+				f.hdrN = 0
+				return src(p)
+			}
+			// A malformed ACK, with a payload: pass it on for the server
+			// to reject, and stop filtering after its header.
+			f.last = true
+		}
+		n := copy(p, h[f.out:])
+		f.out += n
+		if f.out == frameHeaderLen {
+			f.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+			f.hdrN, f.out = 0, 0
+			if f.last {
+				f.active = false
+			}
+		}
+		return n, nil
+	}
+}
+
+// settingsRewriter keeps the server's first SETTINGS frame consistent with
+// the mux's: it writes the value 1 for SETTINGS_NO_RFC7540_PRIORITIES. It
+// walks the first frame the server writes, whatever way it is split into
+// writes, and gets out of the way after it.
+type settingsRewriter struct {
+	active bool
+	pos    int // bytes of the server's stream seen
+	hdr    [frameHeaderLen]byte
+	length int
+	id     uint16 // identifier of the setting being walked
+}
+
+func (r *settingsRewriter) start() { r.active = true }
+
+// noRFC7540Value is the value the mux declared, as on the wire.
+var noRFC7540Value = [4]byte{0, 0, 0, 1}
+
+func (r *settingsRewriter) write(w io.Writer, p []byte) (int, error) {
+	var fixed []byte // a copy of p, made only if a byte must change
+	for i := 0; i < len(p) && r.active; i++ {
+		b := p[i]
+		if r.pos < frameHeaderLen {
+			r.hdr[r.pos] = b
+			if r.pos == frameHeaderLen-1 {
+				r.length = int(r.hdr[0])<<16 | int(r.hdr[1])<<8 | int(r.hdr[2])
+				if r.hdr[3] != frameSettings || r.hdr[4]&flagAck != 0 || r.length == 0 {
+					r.active = false
+				}
+			}
+		} else {
+			off := r.pos - frameHeaderLen
+			switch j := off % 6; j {
+			case 0:
+				r.id = uint16(b) << 8
+			case 1:
+				r.id |= uint16(b)
+			default:
+				if r.id == settingNoRFC7540Priorities && b != noRFC7540Value[j-2] {
+					if fixed == nil {
+						fixed = append([]byte(nil), p...)
+					}
+					fixed[i] = noRFC7540Value[j-2]
+				}
+			}
+			if off+1 == r.length {
+				r.active = false
+			}
+		}
+		r.pos++
+	}
+	if fixed != nil {
+		return w.Write(fixed)
+	}
+	return w.Write(p)
+}
+
+// hasPrefix reports whether the connection p peeks starts with prefix. It
+// says no on the first byte that differs, without waiting for more.
+func hasPrefix(p peeker, prefix string) bool {
+	for off := 0; off < len(prefix); off++ {
+		b, _ := p.peek(off + 1)
+		if len(b) <= off || b[off] != prefix[off] {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII returns s with ASCII upper-case letters in lower case.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}

@@ -1,0 +1,318 @@
+package cmux
+
+import (
+	"crypto/tls"
+	"io"
+)
+
+// PrefixMatcher matches a connection that starts with any of strs. It says
+// no on the first byte that rules every string out and yes as soon as one
+// string has arrived whole, so it never waits for bytes it does not need.
+func PrefixMatcher(strs ...string) Matcher {
+	t := newPatricia(strs...)
+	return func(r io.Reader) bool { return t.match(asPeeker(r)) }
+}
+
+// defaultHTTPMethods are the methods HTTP1Fast matches.
+var defaultHTTPMethods = []string{
+	"OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "CONNECT",
+	"PATCH",
+}
+
+// HTTP1Fast matches a connection that starts with an HTTP method: OPTIONS,
+// GET, HEAD, POST, PUT, DELETE, TRACE, CONNECT, PATCH or one of extMethods.
+// It compares only those bytes, so it is fast, but it also matches other
+// protocols that start with such a word. Unlike soheilhy/cmux v0.1.5 it
+// matches PATCH without being told.
+func HTTP1Fast(extMethods ...string) Matcher {
+	methods := make([]string, 0, len(defaultHTTPMethods)+len(extMethods))
+	methods = append(methods, defaultHTTPMethods...)
+	methods = append(methods, extMethods...)
+	return PrefixMatcher(methods...)
+}
+
+// maxHTTPRead is how much of a connection HTTP1 reads at the most.
+const maxHTTPRead = 4096
+
+// HTTP1 matches a connection whose first line, within its first 4096
+// bytes, is an HTTP/1.x request line: a method, a request target and the
+// version HTTP/1.x. It says no on the first byte that cannot belong to one.
+func HTTP1() Matcher {
+	return func(r io.Reader) bool {
+		s := lineScanner{p: asPeeker(r), limit: maxHTTPRead}
+		return s.requestLine()
+	}
+}
+
+// TLS matches a connection that starts with a TLS handshake record whose
+// record-layer version is one of versions (tls.VersionTLS10 and the like).
+// Without versions it matches SSL 3.0 and TLS 1.0 to 1.2; TLS 1.3
+// ClientHellos carry 1.0 or 1.2 in the record layer, so they match too.
+func TLS(versions ...int) Matcher {
+	if len(versions) == 0 {
+		versions = []int{0x0300, tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12}
+	}
+	prefixes := make([]string, len(versions))
+	for i, v := range versions {
+		prefixes[i] = string([]byte{0x16, byte(v >> 8), byte(v)})
+	}
+	return PrefixMatcher(prefixes...)
+}
+
+// HTTP1HeaderField matches an HTTP/1.x request that has the header field
+// name (compared without regard to case, as http.CanonicalHeaderKey does)
+// with exactly value. If the field appears more than once, the first one
+// counts; a missing field counts as the empty value, as with
+// http.Header.Get. It reads the request line and the header up to that
+// field, or up to the end of the header if the field is missing.
+func HTTP1HeaderField(name, value string) Matcher {
+	return func(r io.Reader) bool { return matchH1Field(r, name, value, false) }
+}
+
+// HTTP1HeaderFieldPrefix is HTTP1HeaderField for a field whose value starts
+// with valuePrefix.
+func HTTP1HeaderFieldPrefix(name, valuePrefix string) Matcher {
+	return func(r io.Reader) bool { return matchH1Field(r, name, valuePrefix, true) }
+}
+
+func matchH1Field(r io.Reader, name, want string, prefix bool) bool {
+	s := lineScanner{p: asPeeker(r), limit: -1}
+	if !s.requestLine() {
+		return false
+	}
+	got, ok := s.field(name)
+	if !ok {
+		return false
+	}
+	if prefix {
+		return len(got) >= len(want) && string(got[:len(want)]) == want
+	}
+	return string(got) == want
+}
+
+// lineScanner reads an HTTP/1 request head byte by byte from a peeker,
+// reading from the connection only when it needs the next byte.
+type lineScanner struct {
+	p     peeker
+	b     []byte // the bytes at hand
+	off   int
+	limit int // bytes it may read; -1 for the sniff limit alone
+	// folded holds a field value that spans obs-fold lines.
+	folded []byte
+}
+
+// next returns the next byte.
+func (s *lineScanner) next() (byte, bool) {
+	c, ok := s.at(s.off)
+	if ok {
+		s.off++
+	}
+	return c, ok
+}
+
+// at returns byte i, reading as needed.
+func (s *lineScanner) at(i int) (byte, bool) {
+	if s.limit >= 0 && i >= s.limit {
+		return 0, false
+	}
+	if i >= len(s.b) {
+		s.b = s.p.buffered()
+		if i >= len(s.b) {
+			s.p.peek(i + 1)
+			if s.b = s.p.buffered(); i >= len(s.b) {
+				return 0, false
+			}
+		}
+	}
+	return s.b[i], true
+}
+
+// requestLine reads an HTTP/1.x request line, its line end included.
+func (s *lineScanner) requestLine() bool {
+	// method: one or more token characters, then SP.
+	n := 0
+	for {
+		c, ok := s.next()
+		if !ok {
+			return false
+		}
+		if c == ' ' && n > 0 {
+			break
+		}
+		if !isTokenChar(c) {
+			return false
+		}
+		n++
+	}
+	// request-target: visible characters, then SP.
+	n = 0
+	for {
+		c, ok := s.next()
+		if !ok {
+			return false
+		}
+		if c == ' ' && n > 0 {
+			break
+		}
+		if c <= ' ' || c == 0x7f {
+			return false
+		}
+		n++
+	}
+	// HTTP-version: HTTP/1.<digits>, then CRLF or LF.
+	for i := 0; i < len("HTTP/1."); i++ {
+		if c, ok := s.next(); !ok || c != "HTTP/1."[i] {
+			return false
+		}
+	}
+	n = 0
+	for {
+		c, ok := s.next()
+		if !ok {
+			return false
+		}
+		switch {
+		case '0' <= c && c <= '9' && n < 3:
+			n++
+			continue
+		case c == '\r' && n > 0:
+			c, ok = s.next()
+			return ok && c == '\n'
+		case c == '\n' && n > 0:
+			return true
+		}
+		return false
+	}
+}
+
+// field reads header lines up to the first field named name and returns
+// its value without surrounding white space; the empty value if the header
+// ends without it. It reports false for a malformed header.
+func (s *lineScanner) field(name string) ([]byte, bool) {
+	for {
+		start := s.off
+		c, ok := s.next()
+		if !ok {
+			return nil, false
+		}
+		// End of the header.
+		if c == '\n' {
+			return nil, true
+		}
+		if c == '\r' {
+			c, ok = s.next()
+			return nil, ok && c == '\n'
+		}
+		// field-name ":"
+		for c != ':' {
+			if !isTokenChar(c) {
+				return nil, false
+			}
+			if c, ok = s.next(); !ok {
+				return nil, false
+			}
+		}
+		key := s.b[start : s.off-1]
+		if len(key) == 0 {
+			return nil, false
+		}
+		val, ok := s.value()
+		if !ok {
+			return nil, false
+		}
+		if equalFoldASCII(key, name) {
+			return val, true
+		}
+	}
+}
+
+// value reads a field value and its line end, and any obs-fold lines that
+// continue it, and returns it trimmed.
+func (s *lineScanner) value() ([]byte, bool) {
+	s.folded = s.folded[:0]
+	var val []byte
+	for line := 0; ; line++ {
+		start := s.off
+		for {
+			c, ok := s.next()
+			if !ok {
+				return nil, false
+			}
+			if c == '\n' {
+				break
+			}
+			if c == 0 || (c == '\r' && !s.peekIs('\n')) {
+				return nil, false
+			}
+		}
+		v := trimOWS(s.b[start : s.off-1])
+		// Is the next line a continuation (obs-fold)? Knowing needs its
+		// first byte.
+		c, ok := s.at(s.off)
+		if !ok {
+			return nil, false
+		}
+		more := c == ' ' || c == '\t'
+		if line == 0 && !more {
+			return v, true
+		}
+		if line > 0 && len(v) > 0 && len(s.folded) > 0 {
+			s.folded = append(s.folded, ' ')
+		}
+		s.folded = append(s.folded, v...)
+		if !more {
+			val = s.folded
+			return val, true
+		}
+	}
+}
+
+func (s *lineScanner) peekIs(c byte) bool {
+	b, ok := s.at(s.off)
+	return ok && b == c
+}
+
+// trimOWS trims optional white space and a trailing CR.
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110
+// §5.6.2).
+func isTokenChar(c byte) bool {
+	if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// equalFoldASCII reports whether b and s are equal without regard to ASCII
+// case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
