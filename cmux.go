@@ -113,6 +113,7 @@ func New(l net.Listener, opts ...Option) CMux {
 		servedone: make(chan struct{}),
 		stopc:     make(chan error, 1),
 		conns:     make(map[*MuxConn]struct{}),
+		work:      make(chan *MuxConn),
 	}
 	m.timeout.Store(int64(cfg.matchTimeout))
 	m.lst.Store(&[]*muxListener{})
@@ -146,7 +147,10 @@ type cMux struct {
 	connMu   sync.Mutex
 	conns    map[*MuxConn]struct{}
 	stopping bool
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // connections being matched or delivered
+
+	work    chan *MuxConn  // to idle workers
+	workers sync.WaitGroup // worker goroutines
 }
 
 func (m *cMux) Match(matchers ...Matcher) net.Listener {
@@ -224,6 +228,7 @@ func (m *cMux) Serve() error {
 		}
 	}
 	m.wg.Wait()
+	m.workers.Wait()
 	close(m.servedone)
 	select {
 	case <-m.donec:
@@ -268,7 +273,38 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			c.Close()
 			return
 		}
-		go m.serveConn(mc)
+		// Hand the connection to an idle worker, or start one.
+		select {
+		case m.work <- mc:
+		default:
+			m.workers.Add(1)
+			go m.worker(mc)
+		}
+	}
+}
+
+// workerIdle is how long a worker goroutine waits for another connection
+// before it exits.
+const workerIdle = 10 * time.Second
+
+// worker matches c, then the connections the accept loop hands it, until
+// it has been idle for workerIdle or the mux stops. Reusing goroutines
+// keeps the per-connection cost down.
+func (m *cMux) worker(c *MuxConn) {
+	defer m.workers.Done()
+	m.serveConn(c)
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		select {
+		case c := <-m.work:
+			m.serveConn(c)
+			t.Reset(workerIdle)
+		case <-t.C:
+			return
+		case <-m.quit:
+			return
+		}
 	}
 }
 
