@@ -384,51 +384,49 @@ func (f *ackFilter) read(p []byte, src func([]byte) (int, error)) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for {
-		if f.skip > 0 {
-			n, err := src(p[:min(len(p), f.skip)])
-			f.skip -= n
-			return n, err
-		}
-		for f.hdrN < frameHeaderLen && f.err == nil {
-			n, err := src(f.hdr[f.hdrN:])
-			f.hdrN += n
-			if err != nil && f.hdrN < frameHeaderLen {
-				f.err = err
-			}
-		}
-		if f.hdrN < frameHeaderLen {
-			// The stream ended inside a frame header: pass on what came.
-			if f.out < f.hdrN {
-				n := copy(p, f.hdr[f.out:f.hdrN])
-				f.out += n
-				return n, nil
-			}
-			return 0, f.err
-		}
-		h := &f.hdr
-		if f.out == 0 && h[3] == frameSettings && h[4]&flagAck != 0 {
-			// The first ACK: what follows is for the server alone.
-			if h[0]|h[1]|h[2] == 0 {
-				f.active = false
-				f.hdrN = 0
-				return src(p)
-			}
-			// A malformed ACK, with a payload: pass it on for the server
-			// to reject, and stop filtering after its header.
-			f.last = true
-		}
-		n := copy(p, h[f.out:])
-		f.out += n
-		if f.out == frameHeaderLen {
-			f.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
-			f.hdrN, f.out = 0, 0
-			if f.last {
-				f.active = false
-			}
-		}
-		return n, nil
+	if f.skip > 0 {
+		n, err := src(p[:min(len(p), f.skip)])
+		f.skip -= n
+		return n, err
 	}
+	for f.hdrN < frameHeaderLen && f.err == nil {
+		n, err := src(f.hdr[f.hdrN:])
+		f.hdrN += n
+		if err != nil && f.hdrN < frameHeaderLen {
+			f.err = err
+		}
+	}
+	if f.hdrN < frameHeaderLen {
+		// The stream ended inside a frame header: pass on what came.
+		if f.out < f.hdrN {
+			n := copy(p, f.hdr[f.out:f.hdrN])
+			f.out += n
+			return n, nil
+		}
+		return 0, f.err
+	}
+	h := &f.hdr
+	if f.out == 0 && h[3] == frameSettings && h[4]&flagAck != 0 {
+		// The first ACK: what follows is for the server alone.
+		if h[0]|h[1]|h[2] == 0 {
+			f.active = false
+			f.hdrN = 0
+			return src(p)
+		}
+		// A malformed ACK, with a payload: pass it on for the server
+		// to reject, and stop filtering after its header.
+		f.last = true
+	}
+	n := copy(p, h[f.out:])
+	f.out += n
+	if f.out == frameHeaderLen {
+		f.skip = int(h[0])<<16 | int(h[1])<<8 | int(h[2])
+		f.hdrN, f.out = 0, 0
+		if f.last {
+			f.active = false
+		}
+	}
+	return n, nil
 }
 
 // settingsRewriter keeps the server's first SETTINGS frame consistent with

@@ -1,9 +1,6 @@
 package cmux
 
-import (
-	"io"
-	"sort"
-)
+import "sort"
 
 // patricia is a compressed prefix tree (radix tree) of byte strings. It
 // decides whether a connection starts with one of its strings while reading
@@ -106,24 +103,6 @@ func (t *patricia) match(p peeker) bool {
 	}
 }
 
-// matchBytes is match over a byte slice that holds everything there is: it
-// reports whether data starts with one of the tree's strings.
-func (t *patricia) matchBytes(data []byte) bool {
-	return t.match(bytesPeeker(data))
-}
-
-// bytesPeeker is a peeker over bytes that are all there is.
-type bytesPeeker []byte
-
-func (b bytesPeeker) buffered() []byte { return b }
-
-func (b bytesPeeker) peek(n int) ([]byte, error) {
-	if n > len(b) {
-		return b, errShortBytes
-	}
-	return b[:n], nil
-}
-
 func (n *ptNode) child(c byte) *ptNode {
 	// Few children: a linear scan beats a binary search.
 	for i, f := range n.first {
@@ -133,6 +112,3 @@ func (n *ptNode) child(c byte) *ptNode {
 	}
 	return nil
 }
-
-// errShortBytes is what a bytesPeeker says when asked for more than it has.
-var errShortBytes = io.ErrUnexpectedEOF
