@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 )
 
 // DefaultMaxSniffBytes is the default number of bytes the mux reads from a
@@ -74,6 +75,9 @@ type sniffer struct {
 	oldClass [2]int
 	// zeroReads counts reads that returned nothing and no error.
 	zeroReads int
+	// deadline is the read deadline the mux set on the connection for the
+	// matching phase; zero if none.
+	deadline time.Time
 }
 
 func (s *sniffer) init(c *MuxConn, pools *bufferPools, max int) {

@@ -414,7 +414,8 @@ func (m *cMux) serveConn(c *MuxConn) {
 
 	timeout := time.Duration(m.timeout.Load())
 	if timeout > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(timeout))
+		c.sniff.deadline = time.Now().Add(timeout)
+		_ = c.Conn.SetReadDeadline(c.sniff.deadline)
 	}
 	for _, l := range *m.lst.Load() {
 		for _, mt := range l.matchers {
