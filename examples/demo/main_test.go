@@ -1,5 +1,7 @@
 package main
 
+//lint:file-ignore SA1019 the test drives the x/net/http2 client on purpose: it is one of the peers users run.
+
 import (
 	"bufio"
 	"bytes"
