@@ -2,14 +2,22 @@ package cmux
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
+	"net/http"
+	"os"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The benchmarks of the matching path run the whole mux over an in-memory
@@ -184,4 +192,161 @@ func BenchmarkConn(b *testing.B) {
 			return m.Match(Any())
 		})
 	})
+}
+
+// The benchmarks below run real clients over loopback TCP against a bare
+// listener and against the same server behind the mux. Client and server
+// share the process, so "cpu-ns/op" (user+system CPU of the process per
+// operation) counts both sides; the difference between bare and mux is
+// the mux's.
+
+// serveBareOrMux starts srv on a fresh loopback listener, directly or
+// behind a mux whose listener for srv is made by match, and returns the
+// address and a stop function.
+func serveBareOrMux(tb testing.TB, viaMux bool, match func(CMux) net.Listener, serve func(net.Listener)) (string, func()) {
+	tb.Helper()
+	root, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if !viaMux {
+		go serve(root)
+		return root.Addr().String(), func() { root.Close() }
+	}
+	m := New(root)
+	l := match(m)
+	go serve(l)
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	return root.Addr().String(), func() {
+		m.Close()
+		root.Close()
+		<-done
+	}
+}
+
+// cpuTime returns the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkHTTP1NewConn measures an HTTP/1.1 request on a new connection
+// each time, bare and through the mux.
+func BenchmarkHTTP1NewConn(b *testing.B) {
+	for _, viaMux := range []bool{false, true} {
+		b.Run(map[bool]string{false: "bare", true: "mux"}[viaMux], func(b *testing.B) {
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.WriteString(w, "ok")
+			})}
+			addr, stop := serveBareOrMux(b, viaMux,
+				func(m CMux) net.Listener { m.Match(HTTP2()); return m.Match(HTTP1Fast()) },
+				func(l net.Listener) { srv.Serve(l) })
+			defer stop()
+			defer srv.Close()
+			tr := &http.Transport{DisableKeepAlives: true}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			url := "http://" + addr + "/"
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuTime()
+			for i := 0; i < b.N; i++ {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			reportCPU(b, start)
+		})
+	}
+}
+
+// BenchmarkGRPCNewConn measures a gRPC health check on a new connection
+// each time, bare and through the mux.
+func BenchmarkGRPCNewConn(b *testing.B) {
+	for _, viaMux := range []bool{false, true} {
+		b.Run(map[bool]string{false: "bare", true: "mux"}[viaMux], func(b *testing.B) {
+			gs := grpc.NewServer()
+			healthpb.RegisterHealthServer(gs, health.NewServer())
+			addr, stop := serveBareOrMux(b, viaMux,
+				func(m CMux) net.Listener {
+					return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+				},
+				func(l net.Listener) { gs.Serve(l) })
+			defer stop()
+			defer gs.Stop()
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := cpuTime()
+			for i := 0; i < b.N; i++ {
+				cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+					b.Fatal(err)
+				}
+				cc.Close()
+			}
+			reportCPU(b, start)
+		})
+	}
+}
+
+// BenchmarkDownload measures a 32 MiB file served by net/http
+// (http.ServeContent, which uses sendfile through the connection's
+// ReadFrom) over one keep-alive connection, bare and through the mux.
+func BenchmarkDownload(b *testing.B) {
+	const size = 32 << 20
+	f, err := os.CreateTemp(b.TempDir(), "download")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("0123456789abcdef"), size/16)); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	for _, viaMux := range []bool{false, true} {
+		b.Run(map[bool]string{false: "bare", true: "mux"}[viaMux], func(b *testing.B) {
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.ServeFile(w, r, f.Name())
+			})}
+			addr, stop := serveBareOrMux(b, viaMux,
+				func(m CMux) net.Listener { return m.Match(HTTP1Fast()) },
+				func(l net.Listener) { srv.Serve(l) })
+			defer stop()
+			defer srv.Close()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			url := "http://" + addr + "/"
+			buf := make([]byte, 256<<10)
+			b.SetBytes(size)
+			b.ResetTimer()
+			start := cpuTime()
+			for i := 0; i < b.N; i++ {
+				resp, err := client.Get(url)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.CopyBuffer(io.Discard, resp.Body, buf)
+				resp.Body.Close()
+				if err != nil || n != size {
+					b.Fatalf("read %d bytes: %v", n, err)
+				}
+			}
+			reportCPU(b, start)
+		})
+	}
 }
