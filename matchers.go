@@ -159,7 +159,8 @@ func (s *lineScanner) requestLine() bool {
 		}
 		n++
 	}
-	// HTTP-version: HTTP/1.<digits>, then CRLF or LF.
+	// HTTP-version: HTTP/1.<digit> (RFC 9112 §2.3: one digit, as
+	// http.ParseHTTPVersion wants), then CRLF or LF.
 	for i := 0; i < len("HTTP/1."); i++ {
 		if c, ok := s.next(); !ok || c != "HTTP/1."[i] {
 			return false
@@ -172,7 +173,7 @@ func (s *lineScanner) requestLine() bool {
 			return false
 		}
 		switch {
-		case '0' <= c && c <= '9' && n < 3:
+		case '0' <= c && c <= '9' && n < 1:
 			n++
 			continue
 		case c == '\r' && n > 0:

@@ -78,6 +78,9 @@ func (t *patricia) match(p peeker) bool {
 		if n.terminal {
 			return true
 		}
+		if len(n.children) == 0 {
+			return false // no strings at all: no byte can match
+		}
 		// Find the child for the next byte.
 		b, _ := p.peek(off + 1)
 		if len(b) <= off {
