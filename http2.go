@@ -249,6 +249,17 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 			hp.err = errH2
 			return
 		}
+		// Decide on the frame header alone where it can, without waiting
+		// for the payload. RFC 9113 §3.4: the preface is followed by a
+		// SETTINGS frame. No request has DATA before its HEADERS, clients
+		// do not push, and a GOAWAY means the client is going away.
+		if (first && (typ != frameSettings || flags&flagAck != 0)) ||
+			(inBlock && typ != frameContinuation) ||
+			typ == frameData || typ == framePushPromise || typ == frameGoAway {
+			hp.err = errH2
+			return
+		}
+		first = false
 		end := off + frameHeaderLen + length
 		if b, ok = need(end); !ok {
 			hp.err = errH2
@@ -257,16 +268,6 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 		payload := b[off+frameHeaderLen : end]
 		off = end
 
-		// RFC 9113 §3.4: the preface is followed by a SETTINGS frame.
-		if first && (typ != frameSettings || flags&flagAck != 0) {
-			hp.err = errH2
-			return
-		}
-		first = false
-		if inBlock && typ != frameContinuation {
-			hp.err = errH2
-			return
-		}
 		switch typ {
 		case frameSettings:
 			if stream != 0 || (flags&flagAck != 0 && length != 0) || length%6 != 0 {
@@ -302,11 +303,6 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 				hp.decode(hp.scratch)
 				return
 			}
-		case frameData, framePushPromise:
-			// No request can have data before its headers; clients do not
-			// push.
-			hp.err = errH2
-			return
 		case framePriority:
 			if length != 5 || stream == 0 {
 				hp.err = errH2
@@ -322,9 +318,6 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 				hp.err = errH2
 				return
 			}
-		case frameGoAway:
-			hp.err = errH2 // the client is going away
-			return
 		default:
 			// RFC 9113 §4.1: unknown frame types are ignored.
 		}
@@ -392,8 +385,16 @@ func (f *ackFilter) read(p []byte, src func([]byte) (int, error)) (int, error) {
 	for f.hdrN < frameHeaderLen && f.err == nil {
 		n, err := src(f.hdr[f.hdrN:])
 		f.hdrN += n
-		if err != nil && f.hdrN < frameHeaderLen {
+		if f.hdrN == frameHeaderLen {
+			break
+		}
+		if err == io.EOF {
 			f.err = err
+		} else if err != nil || n == 0 {
+			// A timeout (a deadline the server set), a closed connection,
+			// or nothing at all: return it and keep the partial header, so
+			// that a later read goes on where this one stopped.
+			return 0, err
 		}
 	}
 	if f.hdrN < frameHeaderLen {
