@@ -89,6 +89,14 @@ func (s *sniffer) init(c *MuxConn, pools *bufferPools, max int) {
 // rewind makes the next Read start again at the first byte.
 func (s *sniffer) rewind() { s.off = 0 }
 
+// consume drops the first n buffered bytes (a PROXY protocol header, before
+// any matcher ran): matchers and the delivered connection see the bytes
+// after them, and they no longer count against the sniff limit.
+func (s *sniffer) consume(n int) {
+	s.buf = s.buf[:copy(s.buf, s.buf[n:])]
+	s.off = 0
+}
+
 // Read implements io.Reader for matchers.
 func (s *sniffer) Read(p []byte) (int, error) {
 	if len(p) == 0 {

@@ -78,6 +78,7 @@ type Option func(*config)
 type config struct {
 	maxSniff     int
 	matchTimeout time.Duration
+	proxy        *proxyConfig // nil: no PROXY protocol
 }
 
 // MaxSniffBytes bounds the bytes the mux reads from a connection while
@@ -114,6 +115,7 @@ func New(l net.Listener, opts ...Option) CMux {
 		stopc:     make(chan error, 1),
 		conns:     make(map[*MuxConn]struct{}),
 		work:      make(chan *MuxConn),
+		proxy:     cfg.proxy,
 	}
 	m.timeout.Store(int64(cfg.matchTimeout))
 	m.lst.Store(&[]*muxListener{})
@@ -129,6 +131,7 @@ type cMux struct {
 	root     net.Listener
 	pools    *bufferPools
 	maxSniff int
+	proxy    *proxyConfig // nil: no PROXY protocol
 	timeout  atomic.Int64 // time.Duration
 	errh     atomic.Pointer[ErrorHandler]
 
@@ -408,7 +411,7 @@ func (m *cMux) serveConn(c *MuxConn) {
 				c.Conn.Close()
 			}
 			c.endMatching(false)
-			m.report(&matcherPanic{remote: remoteAddr(c.Conn), value: v, stack: buf})
+			m.report(&matcherPanic{remote: remoteAddr(c), value: v, stack: buf})
 		}
 	}()
 
@@ -416,6 +419,9 @@ func (m *cMux) serveConn(c *MuxConn) {
 	if timeout > 0 {
 		c.sniff.deadline = time.Now().Add(timeout)
 		_ = c.Conn.SetReadDeadline(c.sniff.deadline)
+	}
+	if m.proxy != nil && !m.readProxyHeader(c) {
+		return
 	}
 	for _, l := range *m.lst.Load() {
 		for _, mt := range l.matchers {
@@ -429,7 +435,7 @@ func (m *cMux) serveConn(c *MuxConn) {
 	if m.untrack(c) {
 		c.Conn.Close()
 		c.endMatching(false)
-		m.report(ErrNotMatched{c: c.Conn})
+		m.report(ErrNotMatched{c: c})
 		return
 	}
 	c.endMatching(false)

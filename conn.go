@@ -34,7 +34,9 @@ type MuxConn struct {
 	net.Conn
 
 	sniff sniffer
-	h2    *h2Parse // shared HTTP/2 parse while matching; nil if none
+	h2    *h2Parse    // shared HTTP/2 parse while matching; nil if none
+	hello *helloParse // shared TLS ClientHello parse while matching; nil if none
+	proxy *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
@@ -59,6 +61,10 @@ func (c *MuxConn) endMatching(delivered bool) {
 	if c.h2 != nil {
 		putH2Parse(c.h2)
 		c.h2 = nil
+	}
+	if c.hello != nil {
+		putHelloParse(c.hello)
+		c.hello = nil
 	}
 	if !delivered {
 		c.sniff.release()
