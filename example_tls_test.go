@@ -1,5 +1,7 @@
 package cmux_test
 
+//lint:file-ignore SA1019 the tests drive the x/net/http2 server and client on purpose: users run them, and the mux must work with them.
+
 import (
 	"context"
 	"crypto/ecdsa"
