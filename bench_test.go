@@ -127,6 +127,38 @@ func benchMux(b *testing.B, flight []byte, setup func(m CMux) net.Listener) {
 	}
 }
 
+// benchMatch measures the mux's own work for a connection, without the
+// goroutine hand-offs of benchMux: wrapping it, matching it and queueing it
+// for its listener, all on the benchmark's goroutine.
+func benchMatch(b *testing.B, flight []byte, setup func(m CMux) net.Listener) {
+	b.Helper()
+	m := New(newMemListener()).(*cMux)
+	want := setup(m).(*muxListener)
+	conns := make([]memConn, 64)
+	rbuf := make([]byte, 64<<10)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(flight)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &conns[i%len(conns)]
+		c.flight, c.off = flight, 0
+		mc := m.newConn(c)
+		if !m.track(mc) {
+			b.Fatal("mux stopped")
+		}
+		m.serveConn(mc)
+		var got net.Conn
+		select {
+		case got = <-want.connc:
+		default:
+			b.Fatal("connection not delivered to the expected listener")
+		}
+		if n, err := io.ReadFull(got, rbuf[:len(flight)]); err != nil || !bytes.Equal(rbuf[:n], flight) {
+			b.Fatalf("read %q, %v", rbuf[:n], err)
+		}
+	}
+}
+
 var (
 	http1Flight = []byte("GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nX-Tenant: blue\r\n\r\n")
 	tlsFlight   = []byte("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + string(make([]byte, 64)))
@@ -161,6 +193,8 @@ func grpcFlight(tb testing.TB) []byte {
 	return buf.Bytes()
 }
 
+// BenchmarkConn measures a connection from the root listener's Accept to
+// the child's, through the accept loop and a matching goroutine.
 func BenchmarkConn(b *testing.B) {
 	only := func(mt Matcher) func(m CMux) net.Listener {
 		return func(m CMux) net.Listener { return m.Match(mt) }
@@ -186,6 +220,41 @@ func BenchmarkConn(b *testing.B) {
 	})
 	b.Run("ThreeMissesThenAny", func(b *testing.B) {
 		benchMux(b, http1Flight, func(m CMux) net.Listener {
+			m.Match(HTTP2())
+			m.Match(TLS())
+			m.Match(PrefixMatcher("SSH-"))
+			return m.Match(Any())
+		})
+	})
+}
+
+// BenchmarkMatch measures the same connections as BenchmarkConn without the
+// hand-offs between goroutines: the cost the mux adds per connection.
+func BenchmarkMatch(b *testing.B) {
+	only := func(mt Matcher) func(m CMux) net.Listener {
+		return func(m CMux) net.Listener { return m.Match(mt) }
+	}
+	b.Run("HTTP1Fast", func(b *testing.B) { benchMatch(b, http1Flight, only(HTTP1Fast())) })
+	b.Run("HTTP2", func(b *testing.B) { benchMatch(b, grpcFlight(b), only(HTTP2())) })
+	b.Run("TLS", func(b *testing.B) { benchMatch(b, tlsFlight, only(TLS())) })
+	b.Run("PrefixMatcher", func(b *testing.B) { benchMatch(b, http1Flight, only(PrefixMatcher("FOO", "GET /"))) })
+	b.Run("HTTP1", func(b *testing.B) { benchMatch(b, http1Flight, only(HTTP1())) })
+	b.Run("HTTP1HeaderField", func(b *testing.B) {
+		benchMatch(b, http1Flight, only(HTTP1HeaderField("X-Tenant", "blue")))
+	})
+	b.Run("HTTP2HeaderField", func(b *testing.B) {
+		benchMatch(b, grpcFlight(b), func(m CMux) net.Listener {
+			return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		})
+	})
+	b.Run("TwoHTTP2HeaderFields", func(b *testing.B) {
+		benchMatch(b, grpcFlight(b), func(m CMux) net.Listener {
+			m.Match(HTTP2HeaderField("content-type", "application/other"))
+			return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		})
+	})
+	b.Run("ThreeMissesThenAny", func(b *testing.B) {
+		benchMatch(b, http1Flight, func(m CMux) net.Listener {
 			m.Match(HTTP2())
 			m.Match(TLS())
 			m.Match(PrefixMatcher("SSH-"))

@@ -140,6 +140,7 @@ type cMux struct {
 
 	serving   atomic.Bool
 	donec     chan struct{} // closed by Close
+	closed    atomic.Bool   // donec is closed
 	closeOnce sync.Once
 	quit      chan struct{} // closed when Serve stops
 	quitOnce  sync.Once
@@ -364,6 +365,7 @@ func (m *cMux) stop() {
 
 func (m *cMux) Close() {
 	m.closeOnce.Do(func() {
+		m.closed.Store(true)
 		close(m.donec)
 		m.stop()
 		m.drainAll()
@@ -465,18 +467,23 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, clearDeadline bool) {
 	dc := c.deliverable()
 	select {
 	case l.connc <- dc:
-		// The listener or the mux may have closed while we sent.
+	default:
+		// The queue is full: wait for room, unless the listener or the
+		// mux stops first.
 		select {
+		case l.connc <- dc:
 		case <-l.closec:
-			l.drain()
-		case <-m.donec:
-			l.drain()
-		default:
+			dc.Close()
+			return
+		case <-m.quit:
+			dc.Close()
+			return
 		}
-	case <-l.closec:
-		dc.Close()
-	case <-m.quit:
-		dc.Close()
+	}
+	// The listener or the mux may have closed while we sent; whoever closed
+	// it drains what was queued before, and we drain what came after.
+	if l.closed.Load() || m.closed.Load() {
+		l.drain()
 	}
 }
 
@@ -487,6 +494,7 @@ type muxListener struct {
 	matchers  []MatchWriter
 	connc     chan net.Conn
 	closec    chan struct{}
+	closed    atomic.Bool // closec is closed
 	closeOnce sync.Once
 }
 
@@ -521,7 +529,10 @@ func (l *muxListener) Accept() (net.Conn, error) {
 // connections queued for it are closed and later ones that match it are
 // closed. The root listener and the other children go on.
 func (l *muxListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closec) })
+	l.closeOnce.Do(func() {
+		l.closed.Store(true)
+		close(l.closec)
+	})
 	l.drain()
 	return nil
 }
