@@ -73,7 +73,8 @@ type sniffer struct {
 	// only when matching ends, since a matcher may still hold a slice of one.
 	old      [2]*[]byte
 	oldClass [2]int
-	// zeroReads counts reads that returned nothing and no error.
+	// zeroReads counts consecutive reads that returned nothing and no
+	// error.
 	zeroReads int
 	// deadline is the read deadline the mux set on the connection for the
 	// matching phase; zero if none.
@@ -148,11 +149,15 @@ func (s *sniffer) fill(n int) error {
 		}
 		m, err := s.conn.Conn.Read(s.buf[len(s.buf):cap(s.buf)])
 		s.buf = s.buf[:len(s.buf)+m]
-		if err != nil {
+		switch {
+		case err != nil:
 			s.err = err
-		} else if m == 0 {
-			s.zeroReads++
-			if s.zeroReads > 100 {
+		case m > 0:
+			s.zeroReads = 0
+		default:
+			// A connection that returns nothing and no error again and
+			// again must not make the mux spin.
+			if s.zeroReads++; s.zeroReads > 100 {
 				s.err = io.ErrNoProgress
 			}
 		}

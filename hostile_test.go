@@ -1554,8 +1554,9 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 		require.NoError(t, err, desc)
 		require.NoError(t, <-wrote, desc)
 		// The mux wrote its SETTINGS before delivery, or never: then the
-		// client's first SETTINGS ACK is not the server's to read (see
-		// http2.go), even one sent before the mux's SETTINGS arrived.
+		// client's first SETTINGS ACK after that write is not the server's
+		// to read (see http2.go). The payloads here send their frames
+		// after the mux's SETTINGS arrived.
 		exp := payload
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 		if b, _ := io.ReadAll(c); len(b) > 0 {

@@ -171,6 +171,8 @@ func (c *MuxConn) writeSettings() {
 		return
 	}
 	c.wroteSettings = true
+	// An ACK that began before this write cannot be of it.
+	c.ack.notBefore = len(c.sniff.buffered())
 	_, _ = c.Conn.Write(muxSettingsFrame)
 }
 
@@ -365,6 +367,11 @@ type ackFilter struct {
 	out    int // bytes of hdr passed on
 	err    error
 	last   bool // the header in hdr ends the filtering
+	// pos counts the bytes read from the stream; an ACK that starts before
+	// notBefore arrived before the mux wrote its SETTINGS, so it is not
+	// the ACK of them (only a broken client sends it) and is passed on.
+	pos       int
+	notBefore int
 }
 
 func (f *ackFilter) start() {
@@ -380,11 +387,13 @@ func (f *ackFilter) read(p []byte, src func([]byte) (int, error)) (int, error) {
 	if f.skip > 0 {
 		n, err := src(p[:min(len(p), f.skip)])
 		f.skip -= n
+		f.pos += n
 		return n, err
 	}
 	for f.hdrN < frameHeaderLen && f.err == nil {
 		n, err := src(f.hdr[f.hdrN:])
 		f.hdrN += n
+		f.pos += n
 		if f.hdrN == frameHeaderLen {
 			break
 		}
@@ -407,7 +416,7 @@ func (f *ackFilter) read(p []byte, src func([]byte) (int, error)) (int, error) {
 		return 0, f.err
 	}
 	h := &f.hdr
-	if f.out == 0 && h[3] == frameSettings && h[4]&flagAck != 0 {
+	if f.out == 0 && h[3] == frameSettings && h[4]&flagAck != 0 && f.pos-frameHeaderLen >= f.notBefore {
 		// The first ACK: what follows is for the server alone.
 		if h[0]|h[1]|h[2] == 0 {
 			f.active = false

@@ -290,6 +290,30 @@ func TestAckFilterDropsFirstAck(t *testing.T) {
 	}
 }
 
+// A SETTINGS ACK that arrived before the mux wrote its SETTINGS cannot be
+// the ACK of them (only a broken client sends one): it goes to the server,
+// and the next ACK, the one of the mux's frame, is dropped.
+func TestAckFilterIgnoresAckBeforeMuxSettings(t *testing.T) {
+	checkLeaks(t)
+	early := catBytes([]byte(http2Preface), ackTestSettings, h2SettingsAck)
+	in := catBytes(early, ackTestHeaders, h2SettingsAck, ackTestData)
+	want := catBytes(early, ackTestHeaders, ackTestData)
+	for iter := range 50 {
+		rnd := rand.New(rand.NewPCG(uint64(iter), 11))
+		cc := &h2ScriptConn{src: in, rnd: rnd, maxChunk: 1 + iter%16}
+		mc := &MuxConn{Conn: cc}
+		mc.sniff.init(mc, newBufferPools(DefaultMaxSniffBytes), DefaultMaxSniffBytes)
+		// The mux has read the early ACK (and maybe more) when it writes.
+		_ = mc.sniff.fill(len(early))
+		mc.writeSettings()
+		require.Equal(t, muxSettingsFrame, cc.written)
+		mc.endMatching(true)
+		got, err := h2ReadAllRandom(t, mc, rnd, 1+iter%13)
+		require.ErrorIs(t, err, io.EOF)
+		require.Equal(t, want, got, "iter %d", iter)
+	}
+}
+
 func TestAckFilterGetsOutOfTheWay(t *testing.T) {
 	checkLeaks(t)
 	in := catBytes([]byte(http2Preface), ackTestSettings, h2SettingsAck, ackTestHeaders)
