@@ -193,74 +193,56 @@ func grpcFlight(tb testing.TB) []byte {
 	return buf.Bytes()
 }
 
-// BenchmarkConn measures a connection from the root listener's Accept to
-// the child's, through the accept loop and a matching goroutine.
-func BenchmarkConn(b *testing.B) {
+// connCase is a first flight and the mux set-up it is measured with; setup
+// returns the listener the connection must reach.
+type connCase struct {
+	name   string
+	flight func(testing.TB) []byte
+	setup  func(m CMux) net.Listener
+}
+
+func connCases() []connCase {
 	only := func(mt Matcher) func(m CMux) net.Listener {
 		return func(m CMux) net.Listener { return m.Match(mt) }
 	}
-	b.Run("HTTP1Fast", func(b *testing.B) { benchMux(b, http1Flight, only(HTTP1Fast())) })
-	b.Run("HTTP2", func(b *testing.B) { benchMux(b, grpcFlight(b), only(HTTP2())) })
-	b.Run("TLS", func(b *testing.B) { benchMux(b, tlsFlight, only(TLS())) })
-	b.Run("PrefixMatcher", func(b *testing.B) { benchMux(b, http1Flight, only(PrefixMatcher("FOO", "GET /"))) })
-	b.Run("HTTP1", func(b *testing.B) { benchMux(b, http1Flight, only(HTTP1())) })
-	b.Run("HTTP1HeaderField", func(b *testing.B) {
-		benchMux(b, http1Flight, only(HTTP1HeaderField("X-Tenant", "blue")))
-	})
-	b.Run("HTTP2HeaderField", func(b *testing.B) {
-		benchMux(b, grpcFlight(b), func(m CMux) net.Listener {
-			return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-		})
-	})
-	b.Run("TwoHTTP2HeaderFields", func(b *testing.B) {
-		benchMux(b, grpcFlight(b), func(m CMux) net.Listener {
+	http1 := func(testing.TB) []byte { return http1Flight }
+	tlsHello := func(testing.TB) []byte { return tlsFlight }
+	grpcWriter := HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")
+	return []connCase{
+		{"HTTP1Fast", http1, only(HTTP1Fast())},
+		{"HTTP2", grpcFlight, only(HTTP2())},
+		{"TLS", tlsHello, only(TLS())},
+		{"PrefixMatcher", http1, only(PrefixMatcher("FOO", "GET /"))},
+		{"HTTP1", http1, only(HTTP1())},
+		{"HTTP1HeaderField", http1, only(HTTP1HeaderField("X-Tenant", "blue"))},
+		{"HTTP2HeaderField", grpcFlight, func(m CMux) net.Listener { return m.MatchWithWriters(grpcWriter) }},
+		{"TwoHTTP2HeaderFields", grpcFlight, func(m CMux) net.Listener {
 			m.Match(HTTP2HeaderField("content-type", "application/other"))
-			return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-		})
-	})
-	b.Run("ThreeMissesThenAny", func(b *testing.B) {
-		benchMux(b, http1Flight, func(m CMux) net.Listener {
+			return m.MatchWithWriters(grpcWriter)
+		}},
+		{"ThreeMissesThenAny", http1, func(m CMux) net.Listener {
 			m.Match(HTTP2())
 			m.Match(TLS())
 			m.Match(PrefixMatcher("SSH-"))
 			return m.Match(Any())
-		})
-	})
+		}},
+	}
+}
+
+// BenchmarkConn measures a connection from the root listener's Accept to
+// the child's, through the accept loop and a matching goroutine.
+func BenchmarkConn(b *testing.B) {
+	for _, c := range connCases() {
+		b.Run(c.name, func(b *testing.B) { benchMux(b, c.flight(b), c.setup) })
+	}
 }
 
 // BenchmarkMatch measures the same connections as BenchmarkConn without the
 // hand-offs between goroutines: the cost the mux adds per connection.
 func BenchmarkMatch(b *testing.B) {
-	only := func(mt Matcher) func(m CMux) net.Listener {
-		return func(m CMux) net.Listener { return m.Match(mt) }
+	for _, c := range connCases() {
+		b.Run(c.name, func(b *testing.B) { benchMatch(b, c.flight(b), c.setup) })
 	}
-	b.Run("HTTP1Fast", func(b *testing.B) { benchMatch(b, http1Flight, only(HTTP1Fast())) })
-	b.Run("HTTP2", func(b *testing.B) { benchMatch(b, grpcFlight(b), only(HTTP2())) })
-	b.Run("TLS", func(b *testing.B) { benchMatch(b, tlsFlight, only(TLS())) })
-	b.Run("PrefixMatcher", func(b *testing.B) { benchMatch(b, http1Flight, only(PrefixMatcher("FOO", "GET /"))) })
-	b.Run("HTTP1", func(b *testing.B) { benchMatch(b, http1Flight, only(HTTP1())) })
-	b.Run("HTTP1HeaderField", func(b *testing.B) {
-		benchMatch(b, http1Flight, only(HTTP1HeaderField("X-Tenant", "blue")))
-	})
-	b.Run("HTTP2HeaderField", func(b *testing.B) {
-		benchMatch(b, grpcFlight(b), func(m CMux) net.Listener {
-			return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-		})
-	})
-	b.Run("TwoHTTP2HeaderFields", func(b *testing.B) {
-		benchMatch(b, grpcFlight(b), func(m CMux) net.Listener {
-			m.Match(HTTP2HeaderField("content-type", "application/other"))
-			return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-		})
-	})
-	b.Run("ThreeMissesThenAny", func(b *testing.B) {
-		benchMatch(b, http1Flight, func(m CMux) net.Listener {
-			m.Match(HTTP2())
-			m.Match(TLS())
-			m.Match(PrefixMatcher("SSH-"))
-			return m.Match(Any())
-		})
-	})
 }
 
 // The benchmarks below run real clients over loopback TCP against a bare
