@@ -142,7 +142,12 @@ func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) boo
 		hp = getH2Parse()
 		defer putH2Parse(hp)
 		var sw settingsWriter
-		if w != nil {
+		if ws, ok := w.(*sniffer); ok {
+			// The mux's writer with a wrapped reader: write through the
+			// connection, so that the frame is written once and its ACK
+			// filtered.
+			sw = ws.conn
+		} else if w != nil {
 			sw = &onceWriter{w: w}
 		}
 		hp.run(&readerPeeker{r: r}, sw)
@@ -327,7 +332,9 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 }
 
 func (hp *h2Parse) decode(block []byte) {
-	if err := hp.dec.decode(block); err != nil {
+	// A block with more fields than the decoder keeps is still a request:
+	// match on the fields it kept.
+	if err := hp.dec.decode(block); err != nil && !errors.Is(err, errHPACKTooManyFields) {
 		hp.err = err
 	}
 }

@@ -1,0 +1,103 @@
+package cmux
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// A writer matcher that wraps the mux's reader but passes the mux's writer
+// on still writes the mux's SETTINGS once, and its ACK never reaches the
+// server that gets the connection.
+func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
+	checkLeaks(t)
+	root, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer root.Close()
+	m := New(root, MatchTimeout(5*time.Second))
+	inner := HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")
+	m.MatchWithWriters(
+		func(w io.Writer, r io.Reader) bool { return inner(w, io.MultiReader(r)) },
+		func(w io.Writer, r io.Reader) bool { return inner(w, io.MultiReader(r)) },
+	)
+	anyL := m.Match(Any())
+	served := make(chan error, 1)
+	go func() { served <- m.Serve() }()
+	defer func() {
+		m.Close()
+		<-served
+	}()
+
+	c, err := net.Dial("tcp", root.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	_, err = io.WriteString(c, http2.ClientPreface)
+	require.NoError(t, err)
+	fr := http2.NewFramer(c, c)
+	require.NoError(t, fr.WriteSettings())
+	// The client waits for the server's SETTINGS: the mux's, once.
+	got := make([]byte, len(muxSettingsFrame))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.Equal(t, muxSettingsFrame, got)
+
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	require.NoError(t, enc.WriteField(hpack.HeaderField{Name: ":method", Value: "GET"}))
+	require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain"}))
+	require.NoError(t, fr.WriteSettingsAck())
+	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
+	require.NoError(t, c.(*net.TCPConn).CloseWrite())
+
+	sc, err := anyL.Accept()
+	require.NoError(t, err)
+	defer sc.Close()
+	require.NoError(t, sc.SetReadDeadline(time.Now().Add(5*time.Second)))
+	stream, err := io.ReadAll(sc)
+	require.NoError(t, err)
+	// The server reads the preface, the client's SETTINGS and the HEADERS:
+	// no ACK.
+	sfr := http2.NewFramer(nil, bytes.NewReader(stream[len(http2.ClientPreface):]))
+	var types []http2.FrameType
+	for {
+		f, err := sfr.ReadFrame()
+		if err == io.EOF {
+			break
+		}
+		require.NoError(t, err)
+		if sf, ok := f.(*http2.SettingsFrame); ok {
+			require.False(t, sf.IsAck(), "the client's ACK of the mux's SETTINGS reached the server")
+		}
+		types = append(types, f.Header().Type)
+	}
+	require.Equal(t, []http2.FrameType{http2.FrameSettings, http2.FrameHeaders}, types)
+	// Nothing more from the mux.
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+	n, _ := c.Read(got)
+	require.Zero(t, n)
+}
+
+// A header block with more fields than the decoder keeps still matches on
+// the fields it kept.
+func TestHTTP2HeaderFieldManyFields(t *testing.T) {
+	var flight bytes.Buffer
+	flight.WriteString(http2.ClientPreface)
+	fr := http2.NewFramer(&flight, nil)
+	require.NoError(t, fr.WriteSettings())
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"}))
+	for range hpackMaxFields + 50 {
+		require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "x", Value: "y"}))
+	}
+	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
+	require.True(t, HTTP2HeaderField("content-type", "application/grpc")(bytes.NewReader(flight.Bytes())))
+	require.False(t, HTTP2HeaderField("content-type", "text/plain")(bytes.NewReader(flight.Bytes())))
+}
