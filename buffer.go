@@ -20,27 +20,35 @@ const minSniffBuffer = 2 << 10
 // bytes than the mux may buffer while matching it (see MaxSniffBytes).
 var ErrSniffLimit = errors.New("cmux: sniff limit reached")
 
-// bufferPools hands out sniff buffers in a few size classes, so that a
-// connection holds a small buffer unless its first flight is large.
+// maxClasses bounds the number of buffer size classes.
+const maxClasses = 6
+
+// bufferPools hands out sniff buffers in size classes growing eightfold
+// from minSniffBuffer to the sniff limit. A connection starts in the
+// smallest class and moves one class up each time its buffer is full, so
+// the memory it holds follows the bytes it has sent.
 type bufferPools struct {
-	sizes [3]int
-	pools [3]sync.Pool
+	n     int // classes in use
+	sizes [maxClasses]int
+	pools [maxClasses]sync.Pool
 }
 
 func newBufferPools(max int) *bufferPools {
 	bp := &bufferPools{}
-	s := minSniffBuffer
-	for i := range bp.sizes {
-		if i == len(bp.sizes)-1 || s > max {
+	for s := minSniffBuffer; bp.n < maxClasses; s *= 8 {
+		if s >= max || bp.n == maxClasses-1 {
 			s = max
 		}
-		bp.sizes[i] = s
 		size := s
-		bp.pools[i].New = func() any {
+		bp.sizes[bp.n] = size
+		bp.pools[bp.n].New = func() any {
 			b := make([]byte, size)
 			return &b
 		}
-		s *= 8
+		bp.n++
+		if size == max {
+			break
+		}
 	}
 	return bp
 }
@@ -69,10 +77,10 @@ type sniffer struct {
 	max   int     // bound on len(buf)
 	off   int     // Read cursor of the current matcher
 	err   error   // sticky error of the connection's Read
-	// old holds buffers outgrown while matching; they go back to their pool
-	// only when matching ends, since a matcher may still hold a slice of one.
-	old      [2]*[]byte
-	oldClass [2]int
+	// old[i] is the buffer of class i once outgrown; it goes back to its
+	// pool only when matching ends, since a matcher may still hold a slice
+	// of it.
+	old [maxClasses - 1]*[]byte
 	// zeroReads counts consecutive reads that returned nothing and no
 	// error.
 	zeroReads int
@@ -145,7 +153,7 @@ func (s *sniffer) fill(n int) error {
 			return ErrSniffLimit
 		}
 		if len(s.buf) == cap(s.buf) {
-			s.grow(min(n, s.max))
+			s.grow()
 		}
 		m, err := s.conn.Conn.Read(s.buf[len(s.buf):cap(s.buf)])
 		s.buf = s.buf[:len(s.buf)+m]
@@ -165,32 +173,28 @@ func (s *sniffer) fill(n int) error {
 	return nil
 }
 
-// grow moves the buffered bytes to a pooled buffer of the smallest class
-// that holds n bytes (n <= s.max, so the largest class always does).
-func (s *sniffer) grow(n int) {
-	class := 0
-	for class < len(s.pools.sizes)-1 && s.pools.sizes[class] < n {
-		class++
+// grow moves the buffered bytes to a pooled buffer of the next class up.
+// It is called only when the buffer is full and below the sniff limit, so
+// there is a next class.
+func (s *sniffer) grow() {
+	if s.bufp == nil {
+		s.bufp, s.class = s.pools.get(0), 0
+		s.buf = (*s.bufp)[:0]
+		return
 	}
-	nb := s.pools.get(class)
-	if s.bufp != nil {
-		copy(*nb, s.buf)
-		for i := range s.old {
-			if s.old[i] == nil {
-				s.old[i], s.oldClass[i] = s.bufp, s.class
-				break
-			}
-		}
-	}
+	nb := s.pools.get(s.class + 1)
+	copy(*nb, s.buf)
+	s.old[s.class] = s.bufp
 	s.buf = (*nb)[:len(s.buf)]
-	s.bufp, s.class = nb, class
+	s.bufp = nb
+	s.class++
 }
 
 // releaseOld returns the buffers outgrown while matching to their pools.
 func (s *sniffer) releaseOld() {
 	for i, b := range s.old {
 		if b != nil {
-			s.pools.put(s.oldClass[i], b)
+			s.pools.put(i, b)
 			s.old[i] = nil
 		}
 	}
