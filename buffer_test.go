@@ -103,22 +103,20 @@ func (r btErrReader) Read([]byte) (int, error) { return 0, r.err }
 // btMatchers are run on the sniffer by FuzzSniffer and compared with the
 // same matcher on btModel.
 var btMatchers = []MatchWriter{
-	btW(PrefixMatcher("GET", "GE", "PRI * HTTP/2", "\x16\x03")),
-	btW(HTTP1Fast()),
-	btW(HTTP1()),
-	btW(TLS()),
-	btW(HTTP2()),
-	btW(HTTP1HeaderField("Host", "x")),
-	btW(HTTP1HeaderFieldPrefix("X-A", "")),
-	btW(HTTP2HeaderField("content-type", "application/grpc")),
+	readOnly(PrefixMatcher("GET", "GE", "PRI * HTTP/2", "\x16\x03")),
+	readOnly(HTTP1Fast()),
+	readOnly(HTTP1()),
+	readOnly(TLS()),
+	readOnly(HTTP2()),
+	readOnly(HTTP1HeaderField("Host", "x")),
+	readOnly(HTTP1HeaderFieldPrefix("X-A", "")),
+	readOnly(HTTP2HeaderField("content-type", "application/grpc")),
 	HTTP2MatchHeaderFieldPrefixSendSettings(":path", "/"),
 	func(_ io.Writer, r io.Reader) bool { // a user matcher that reads all
 		b, _ := io.ReadAll(r)
 		return len(b)%2 == 1
 	},
 }
-
-func btW(m Matcher) MatchWriter { return func(_ io.Writer, r io.Reader) bool { return m(r) } }
 
 // btH2Flight returns an HTTP/2 client's first flight: the preface, a
 // SETTINGS frame, a SETTINGS ACK if ack, and, given fields, a HEADERS frame
@@ -143,14 +141,15 @@ func btH2Flight(tb testing.TB, ack bool, fields ...string) []byte {
 	return buf.Bytes()
 }
 
-// btDropAck returns b without its first SETTINGS ACK frame after the
-// preface, as the delivered connection reads it when the mux wrote
-// SETTINGS; a malformed ACK (with a payload) ends the search.
-func btDropAck(b []byte) []byte {
+// btDropAck returns b without its first SETTINGS ACK frame that starts at
+// or after notBefore (the bytes the mux had when it wrote its SETTINGS), as
+// the delivered connection reads it when the mux wrote SETTINGS; a
+// malformed ACK (with a payload) ends the search.
+func btDropAck(b []byte, notBefore int) []byte {
 	off := len(http2Preface)
 	for off+frameHeaderLen <= len(b) {
 		n := int(b[off])<<16 | int(b[off+1])<<8 | int(b[off+2])
-		if b[off+3] == frameSettings && b[off+4]&flagAck != 0 {
+		if b[off+3] == frameSettings && b[off+4]&flagAck != 0 && off >= notBefore {
 			if n == 0 {
 				return append(b[:off:off], b[off+frameHeaderLen:]...)
 			}
@@ -263,7 +262,7 @@ func FuzzSniffer(f *testing.F) {
 		}
 		if !deliver {
 			c.endMatching(false)
-			if s.buf != nil || s.bufp != nil || s.old != [2]*[]byte{} {
+			if s.buf != nil || s.bufp != nil || s.old != [maxClasses - 1]*[]byte{} {
 				t.Fatal("a dropped connection still holds buffers")
 			}
 			return
@@ -272,7 +271,7 @@ func FuzzSniffer(f *testing.F) {
 		c.endMatching(true)
 		exp := src
 		if c.wroteSettings {
-			exp = btDropAck(src)
+			exp = btDropAck(src, c.ack.notBefore)
 		}
 		var got []byte
 		if !stalled && len(sizes) > 0 && sizes[0]%4 == 0 {
@@ -332,20 +331,37 @@ func btReadAll(t *testing.T, c *MuxConn, sizes []byte) []byte {
 func TestBufferPoolClasses(t *testing.T) {
 	for _, tc := range []struct {
 		max  int
-		want [3]int
+		want []int
 	}{
-		{64, [3]int{64, 64, 64}},
-		{2048, [3]int{2048, 2048, 2048}},
-		{4096, [3]int{2048, 4096, 4096}},
-		{DefaultMaxSniffBytes, [3]int{2048, 16384, 65536}},
-		{1 << 20, [3]int{2048, 16384, 1 << 20}},
+		{64, []int{64}},
+		{2048, []int{2048}},
+		{4096, []int{2048, 4096}},
+		{DefaultMaxSniffBytes, []int{2048, 16384, 65536}},
+		{1 << 20, []int{2048, 16384, 128 << 10, 1 << 20}},
+		{1 << 30, []int{2048, 16384, 128 << 10, 1 << 20, 8 << 20, 1 << 30}},
 	} {
 		bp := newBufferPools(tc.max)
-		assert.Equal(t, tc.want, bp.sizes, "max %d", tc.max)
-		for i, size := range bp.sizes {
+		assert.Equal(t, tc.want, bp.sizes[:bp.n], "max %d", tc.max)
+		for i, size := range bp.sizes[:min(bp.n, 4)] {
 			assert.Len(t, *bp.get(i), size, "max %d class %d", tc.max, i)
 		}
 	}
+}
+
+// TestSnifferGrowsWithBytes: a connection holds the buffer its bytes need,
+// not one sized by what a matcher asked for: a length announced by the
+// client does not make the mux take a large buffer before the bytes come.
+func TestSnifferGrowsWithBytes(t *testing.T) {
+	src := make([]byte, 3000)
+	conn := &btConn{src: src, sizes: []byte{255}, stallAt: -1}
+	c := &MuxConn{Conn: conn}
+	c.sniff.init(c, newBufferPools(1<<20), 1<<20)
+	b, err := c.sniff.peek(1 << 20)
+	require.ErrorIs(t, err, io.EOF)
+	require.Len(t, b, len(src))
+	assert.Equal(t, 1, c.sniff.class, "3000 bytes need the 16 KiB class")
+	assert.Equal(t, 16384, cap(c.sniff.buf))
+	c.endMatching(false)
 }
 
 // TestSnifferGrowKeepsSlices: a matcher that holds a slice from peek sees
@@ -369,7 +385,7 @@ func TestSnifferGrowKeepsSlices(t *testing.T) {
 		require.Equal(t, src[:len(b)], b, "a slice from an outgrown buffer changed")
 	}
 	c.endMatching(true)
-	assert.Equal(t, [2]*[]byte{}, c.sniff.old, "outgrown buffers not released at delivery")
+	assert.Equal(t, [maxClasses - 1]*[]byte{}, c.sniff.old, "outgrown buffers not released at delivery")
 	assert.Equal(t, src, btReadAll(t, c, []byte{200}))
 }
 

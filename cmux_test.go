@@ -6,17 +6,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	crand "crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -34,13 +28,8 @@ import (
 	"golang.org/x/net/http2/h2c"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-// waitFor bounds every wait of these tests for something that should
-// happen at once.
-const waitFor = 5 * time.Second
 
 // The exported API of soheilhy/cmux v0.1.5, each identifier with its exact
 // type: this file compiles only if every one is there unchanged.
@@ -115,8 +104,7 @@ func TestAPIValues(t *testing.T) {
 	assert.False(t, nm.Timeout())
 	assert.NotEmpty(t, nm.Error())
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l) // one argument, as v0.1.5 programs call it
 	require.NotNil(t, m)
 	child := m.Match(Any())
@@ -128,103 +116,27 @@ func TestAPIValues(t *testing.T) {
 // servedMux is a mux on a fresh 127.0.0.1 listener.
 type servedMux struct {
 	CMux
-	root net.Listener
-	done chan struct{} // closed when Serve returned
-	err  error         // what Serve returned
+	root        net.Listener
+	*background // once started
 }
 
 // newServedMux returns a mux on a new TCP listener; call start to serve it.
 func newServedMux(t *testing.T, opts ...Option) *servedMux {
 	t.Helper()
-	root, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	return newServedMuxOn(t, root, opts...)
+	return newServedMuxOn(t, listenLoopback(t), opts...)
 }
 
 // newServedMuxOn is newServedMux on root, which the cleanup closes.
 func newServedMuxOn(t *testing.T, root net.Listener, opts ...Option) *servedMux {
 	t.Cleanup(func() { root.Close() })
-	return &servedMux{CMux: New(root, opts...), root: root, done: make(chan struct{})}
+	return &servedMux{CMux: New(root, opts...), root: root}
 }
 
 // start runs Serve in the background. The cleanup closes the mux and the
 // root listener and waits for Serve to return.
-func (x *servedMux) start(t *testing.T) {
-	go func() {
-		x.err = x.Serve()
-		close(x.done)
-	}()
-	t.Cleanup(func() {
-		x.Close()
-		x.root.Close()
-		select {
-		case <-x.done:
-		case <-time.After(waitFor):
-			t.Error("Serve did not return after Close and closing the root listener")
-		}
-	})
-}
-
-// wait returns what Serve returned, failing t if it takes longer than d.
-func (x *servedMux) wait(t *testing.T, d time.Duration) error {
-	t.Helper()
-	select {
-	case <-x.done:
-		return x.err
-	case <-time.After(d):
-		t.Fatalf("Serve did not return within %v", d)
-		return nil
-	}
-}
+func (x *servedMux) start(t *testing.T) { x.background = serveMux(t, x.CMux, x.root) }
 
 func (x *servedMux) addr() string { return x.root.Addr().String() }
-
-// acceptChan returns the connections l accepts, until its Accept fails. The
-// cleanup closes l and the connections nobody took.
-func acceptChan(t *testing.T, l net.Listener) <-chan net.Conn {
-	ch := make(chan net.Conn, 64)
-	go func() {
-		defer close(ch)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ch <- c
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		timeout := time.After(waitFor)
-		for {
-			select {
-			case c, ok := <-ch:
-				if !ok {
-					return
-				}
-				c.Close()
-			case <-timeout:
-				t.Error("child Accept did not return after Close")
-				return
-			}
-		}
-	})
-	return ch
-}
-
-// takeConn returns the next connection from ch; the cleanup closes it.
-func takeConn(t *testing.T, ch <-chan net.Conn) net.Conn {
-	t.Helper()
-	select {
-	case c, ok := <-ch:
-		require.True(t, ok, "child listener closed")
-		t.Cleanup(func() { c.Close() })
-		return c
-	case <-time.After(waitFor):
-		t.Fatal("no connection delivered")
-		return nil
-	}
-}
 
 // acceptWithin calls l.Accept, failing t if it blocks longer than waitFor.
 func acceptWithin(t *testing.T, l net.Listener) (net.Conn, error) {
@@ -248,14 +160,6 @@ func acceptWithin(t *testing.T, l net.Listener) (net.Conn, error) {
 		t.Fatal("Accept blocked")
 		return nil, nil
 	}
-}
-
-func dialTCP(t *testing.T, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, waitFor)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.TCPConn)
 }
 
 func dialAndWrite(t *testing.T, addr, data string) *net.TCPConn {
@@ -289,77 +193,15 @@ func requireClosedByPeer(t *testing.T, c net.Conn) {
 	}
 }
 
-// selfSignedCert returns a certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSignedCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "cmux test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
-// serveHTTPOn serves l with hs; the cleanup closes hs and waits for Serve
-// to return.
-func serveHTTPOn(t *testing.T, l net.Listener, hs *http.Server) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = hs.Serve(l)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		select {
-		case <-done:
-		case <-time.After(waitFor):
-			t.Error("http.Server.Serve did not return")
-		}
-	})
-}
-
 // serveLines serves l with a line protocol: each connection gets one line
 // back, prefixed by tag, then is closed. The cleanup closes l and waits.
 func serveLines(t *testing.T, l net.Listener, tag string) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(waitFor))
-				line, err := bufio.NewReader(c).ReadString('\n')
-				if err == nil {
-					_, _ = io.WriteString(c, tag+line)
-				}
-			}()
+	serveConns(t, l, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(waitFor))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil {
+			_, _ = io.WriteString(c, tag+line)
 		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
 	})
 }
 
@@ -403,17 +245,7 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 	rpcL := x.Match(Any())
 
 	// gRPC health service.
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	grpcDone := make(chan struct{})
-	go func() {
-		defer close(grpcDone)
-		_ = gs.Serve(grpcL)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-grpcDone
-	})
+	serveHealth(t, grpcL)
 
 	tagged := func(tag string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -421,34 +253,14 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 		})
 	}
 	// h2c through x/net/http2, HTTP/1.1, and HTTP/1.1 over crypto/tls.
-	serveHTTPOn(t, h2cL, &http.Server{Handler: h2c.NewHandler(tagged("h2c"), &http2.Server{})})
-	serveHTTPOn(t, httpL, &http.Server{Handler: tagged("http1")})
-	serveHTTPOn(t, tls.NewListener(tlsL, &tls.Config{Certificates: []tls.Certificate{cert}}),
-		&http.Server{Handler: tagged("https")})
+	serveHTTP(t, h2cL, &http.Server{Handler: h2c.NewHandler(tagged("h2c"), &http2.Server{})})
+	serveHTTP(t, httpL, &http.Server{Handler: tagged("http1")})
+	serveHTTP(t, tls.NewListener(tlsL, serverTLS(cert)), &http.Server{Handler: tagged("https")})
 
 	// net/rpc.
 	rs := rpc.NewServer()
 	require.NoError(t, rs.Register(Echo{}))
-	var rpcWG sync.WaitGroup
-	rpcWG.Add(1)
-	go func() {
-		defer rpcWG.Done()
-		for {
-			c, err := rpcL.Accept()
-			if err != nil {
-				return
-			}
-			rpcWG.Add(1)
-			go func() {
-				defer rpcWG.Done()
-				rs.ServeConn(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		rpcL.Close()
-		rpcWG.Wait()
-	})
+	serveConns(t, rpcL, func(c net.Conn) { rs.ServeConn(c) })
 
 	x.start(t)
 	addr := x.addr()
@@ -478,7 +290,7 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 			return httpGet(tr, "http://"+addr+"/", "http1 HTTP/1.1 tls=false")
 		},
 		func() error {
-			tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: roots}}
+			tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: clientTLS(roots)}
 			defer tr.CloseIdleConnections()
 			return httpGet(tr, "https://"+addr+"/", "https HTTP/1.1 tls=true")
 		},
@@ -825,7 +637,7 @@ func TestCloseOneChild(t *testing.T) {
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok")
 	})}
-	serveHTTPOn(t, httpL, hs)
+	serveHTTP(t, httpL, hs)
 	serveLines(t, rawL, "raw:")
 	serveLines(t, anyL, "any:")
 	x.start(t)
@@ -862,23 +674,15 @@ func TestErrorHandler(t *testing.T) {
 	t.Run("NotMatched", func(t *testing.T) {
 		checkLeaks(t)
 		x := newServedMux(t)
-		errs := make(chan error, 10)
-		x.HandleError(func(err error) bool {
-			errs <- err
-			return true
-		})
+		errs := errorChan(x, 10)
 		ch := acceptChan(t, x.Match(PrefixMatcher("OK")))
 		x.start(t)
 
 		c := dialAndWrite(t, x.addr(), "NOPE")
-		select {
-		case err := <-errs:
-			var nm ErrNotMatched
-			require.ErrorAs(t, err, &nm)
-			assert.Contains(t, err.Error(), c.LocalAddr().String())
-		case <-time.After(waitFor):
-			t.Fatal("no error reported")
-		}
+		err := nextErr(t, errs)
+		var nm ErrNotMatched
+		require.ErrorAs(t, err, &nm)
+		assert.Contains(t, err.Error(), c.LocalAddr().String())
 		requireClosedByPeer(t, c)
 
 		dialAndWrite(t, x.addr(), "OK!")
@@ -902,11 +706,7 @@ func TestErrorHandler(t *testing.T) {
 	t.Run("MatcherPanic", func(t *testing.T) {
 		checkLeaks(t)
 		x := newServedMux(t)
-		errs := make(chan error, 10)
-		x.HandleError(func(err error) bool {
-			errs <- err
-			return true
-		})
+		errs := errorChan(x, 10)
 		x.Match(func(r io.Reader) bool {
 			b := make([]byte, 1)
 			if _, err := io.ReadFull(r, b); err == nil && b[0] == 'P' {
@@ -920,12 +720,7 @@ func TestErrorHandler(t *testing.T) {
 		pc := dialAndWrite(t, x.addr(), "PANIC")
 		dialAndWrite(t, x.addr(), "ok1")
 		assert.Equal(t, "ok1", readN(t, takeConn(t, ch), 3))
-		select {
-		case err := <-errs:
-			assert.ErrorIs(t, err, ErrMatcherPanic)
-		case <-time.After(waitFor):
-			t.Fatal("panic not reported")
-		}
+		assert.ErrorIs(t, nextErr(t, errs), ErrMatcherPanic)
 		requireClosedByPeer(t, pc)
 		dialAndWrite(t, x.addr(), "ok2")
 		assert.Equal(t, "ok2", readN(t, takeConn(t, ch), 3))
@@ -967,22 +762,13 @@ func TestMatchTimeout(t *testing.T) {
 		checkLeaks(t)
 		x := newServedMux(t)
 		x.SetReadTimeout(100 * time.Millisecond)
-		errs := make(chan error, 10)
-		x.HandleError(func(err error) bool {
-			errs <- err
-			return true
-		})
+		errs := errorChan(x, 10)
 		x.Match(HTTP1Fast())
 		x.start(t)
 
 		c := dialTCP(t, x.addr())
-		select {
-		case err := <-errs:
-			var nm ErrNotMatched
-			assert.ErrorAs(t, err, &nm)
-		case <-time.After(waitFor):
-			t.Fatal("no error reported")
-		}
+		var nm ErrNotMatched
+		assert.ErrorAs(t, nextErr(t, errs), &nm)
 		requireClosedByPeer(t, c)
 	})
 }
@@ -1098,13 +884,11 @@ func TestDeliveredConnTCP(t *testing.T) {
 func TestDeliveredConnTLS(t *testing.T) {
 	checkLeaks(t)
 	cert, roots := selfSignedCert(t)
-	root, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	x := newServedMuxOn(t, tls.NewListener(root, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)))
 	httpL := x.Match(HTTP1Fast())
 	rawCh := acceptChan(t, x.Match(PrefixMatcher("RAW")))
 	connHasState := make(chan bool, 1)
-	serveHTTPOn(t, httpL, &http.Server{
+	serveHTTP(t, httpL, &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "tls=%v", r.TLS != nil && r.TLS.HandshakeComplete)
 		}),
@@ -1119,7 +903,7 @@ func TestDeliveredConnTLS(t *testing.T) {
 	})
 	x.start(t)
 
-	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: &tls.Config{RootCAs: roots}}
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: clientTLS(roots)}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, Timeout: waitFor}).Get("https://" + x.addr() + "/")
 	require.NoError(t, err)
@@ -1128,7 +912,7 @@ func TestDeliveredConnTLS(t *testing.T) {
 	assert.Equal(t, "tls=true", string(b))
 	assert.True(t, <-connHasState, "delivered connection has no ConnectionState")
 
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitFor}, "tcp", x.addr(), &tls.Config{RootCAs: roots})
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitFor}, "tcp", x.addr(), clientTLS(roots))
 	require.NoError(t, err)
 	defer c.Close()
 	_, err = io.WriteString(c, "RAW")

@@ -47,9 +47,7 @@ type hoListener struct {
 
 func hoListen(t testing.TB) *hoListener {
 	t.Helper()
-	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	return &hoListener{TCPListener: l, read: map[string]*atomic.Int64{}}
+	return &hoListener{TCPListener: listenLoopback(t).(*net.TCPListener), read: map[string]*atomic.Int64{}}
 }
 
 func (l *hoListener) Accept() (net.Conn, error) {
@@ -93,41 +91,21 @@ type hoMux struct {
 	*cMux
 	root *hoListener
 	errs chan error
-	done chan struct{}
-	err  error // what Serve returned, once done is closed
+	run  *background // once serving
 }
 
-// newHoMux returns a mux; serve starts it. The cleanup closes the mux and
-// the root listener and waits for Serve.
+// newHoMux returns a mux; serve starts it.
 func newHoMux(t testing.TB, opts ...Option) *hoMux {
 	t.Helper()
 	root := hoListen(t)
-	x := &hoMux{cMux: New(root, opts...).(*cMux), root: root, errs: make(chan error, 4096), done: make(chan struct{})}
-	x.HandleError(func(err error) bool {
-		select {
-		case x.errs <- err:
-		default:
-		}
-		return true
-	})
-	t.Cleanup(func() {
-		x.Close()
-		root.Close()
-		select {
-		case <-x.done:
-		case <-time.After(hoWait):
-			t.Error("Serve did not return")
-		}
-	})
+	x := &hoMux{cMux: New(root, opts...).(*cMux), root: root}
+	x.errs = errorChan(x, 4096)
 	return x
 }
 
-func (x *hoMux) serve() {
-	go func() {
-		x.err = x.Serve()
-		close(x.done)
-	}()
-}
+// serve runs Serve in the background. The cleanup closes the mux and the
+// root listener and waits for Serve.
+func (x *hoMux) serve(t testing.TB) { x.run = serveMux(t, x, x.root) }
 
 func (x *hoMux) addr() string { return x.root.Addr().String() }
 
@@ -142,13 +120,7 @@ func (x *hoMux) matching() int {
 // within hoWait.
 func (x *hoMux) waitServe(t testing.TB) error {
 	t.Helper()
-	select {
-	case <-x.done:
-		return x.err
-	case <-time.After(hoWait):
-		t.Fatal("Serve did not return")
-		return nil
-	}
+	return x.run.wait(t, hoWait)
 }
 
 // hoEventually polls cond every 5ms until it holds, failing t after hoWait.
@@ -160,59 +132,6 @@ func hoEventually(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-}
-
-// hoAccept returns the connections l accepts until its Accept fails. The
-// cleanup closes l and every connection nobody took.
-func hoAccept(t testing.TB, l net.Listener) <-chan net.Conn {
-	ch := make(chan net.Conn, 1024)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(ch)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			ch <- c
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		select {
-		case <-done:
-		case <-time.After(hoWait):
-			t.Error("child Accept did not return after Close")
-		}
-		for c := range ch {
-			c.Close()
-		}
-	})
-	return ch
-}
-
-// hoTake returns the next connection from ch, failing t after hoWait. The
-// cleanup closes it.
-func hoTake(t testing.TB, ch <-chan net.Conn) net.Conn {
-	t.Helper()
-	select {
-	case c, ok := <-ch:
-		require.True(t, ok, "child listener closed")
-		t.Cleanup(func() { c.Close() })
-		return c
-	case <-time.After(hoWait):
-		t.Fatal("no connection delivered")
-		return nil
-	}
-}
-
-func hoDial(t testing.TB, addr string) *net.TCPConn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, hoWait)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.TCPConn)
 }
 
 // hoDialMany dials n connections with a few workers, each writing payload
@@ -301,25 +220,12 @@ func hoRequireOpen(t testing.TB, client, server net.Conn) {
 // with the header X-Normal: yes, and fails t unless the answer comes
 // within hoPrompt.
 func hoHTTP(t testing.TB, l net.Listener) func() {
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	serveHTTP(t, l, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok "+r.URL.Path)
-	})}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(l)
-	}()
+	})})
 	tr := &http.Transport{DisableKeepAlives: true}
 	client := &http.Client{Transport: tr, Timeout: hoPrompt}
-	t.Cleanup(func() {
-		srv.Close()
-		tr.CloseIdleConnections()
-		select {
-		case <-done:
-		case <-time.After(hoWait):
-			t.Error("http.Server.Serve did not return")
-		}
-	})
+	t.Cleanup(tr.CloseIdleConnections)
 	addr := l.Addr().String()
 	return func() {
 		t.Helper()
@@ -465,7 +371,7 @@ type hoCase struct {
 }
 
 func hoH2Target(m CMux, _ chan<- error) net.Listener {
-	return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"), btW(HTTP2HeaderFieldPrefix(":path", "/x")))
+	return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"), readOnly(HTTP2HeaderFieldPrefix(":path", "/x")))
 }
 
 func hoCases() []hoCase {
@@ -587,15 +493,15 @@ func hoRunCase(t *testing.T, tc hoCase, withAny bool) {
 	// target's (a user matcher that reads all would hold it).
 	get := hoHTTP(t, x.Match(HTTP1HeaderField("X-Normal", "yes")))
 	targetErr := make(chan error, 10)
-	targetCh := hoAccept(t, tc.target(x, targetErr))
+	targetCh := acceptChan(t, tc.target(x, targetErr))
 	var anyCh <-chan net.Conn
 	if withAny {
-		anyCh = hoAccept(t, x.Match(Any()))
+		anyCh = acceptChan(t, x.Match(Any()))
 	}
-	x.serve()
+	x.serve(t)
 
 	start := time.Now()
-	c := hoDial(t, x.addr())
+	c := dialTCP(t, x.addr())
 	f := hoFlood(t, c, tc.first, tc.more)
 	// The hostile client is being matched, the mux has read what it
 	// sent: other clients are served.
@@ -610,7 +516,7 @@ func hoRunCase(t *testing.T, tc hoCase, withAny bool) {
 	var delivered net.Conn
 	switch {
 	case tc.deliver:
-		delivered = hoTake(t, targetCh)
+		delivered = takeConn(t, targetCh)
 		select {
 		case err := <-targetErr:
 			require.NoError(t, err, "the user matcher")
@@ -618,7 +524,7 @@ func hoRunCase(t *testing.T, tc hoCase, withAny bool) {
 			t.Fatal("user matcher not run")
 		}
 	case withAny:
-		delivered = hoTake(t, anyCh)
+		delivered = takeConn(t, anyCh)
 	default:
 		select {
 		case err := <-x.errs:
@@ -675,8 +581,8 @@ func TestBoundSniffLimitDefault(t *testing.T) {
 	checkLeaks(t)
 	x := newHoMux(t)
 	x.Match(HTTP1HeaderField("X-Normal", "yes"))
-	x.serve()
-	c := hoDial(t, x.addr())
+	x.serve(t)
+	c := dialTCP(t, x.addr())
 	f := hoFlood(t, c, []byte("GET / HTTP/1.1\r\nX-Long: "), hoRepeat([]byte("b"), 8192))
 	f.start()
 	select {
@@ -726,11 +632,11 @@ func TestDeadlines(t *testing.T) {
 	t.Run("ClearedBeforeDelivery", func(t *testing.T) {
 		checkLeaks(t)
 		x := newHoMux(t, MatchTimeout(200*time.Millisecond))
-		ch := hoAccept(t, x.Match(PrefixMatcher("DL")))
-		x.serve()
-		c := hoDial(t, x.addr())
+		ch := acceptChan(t, x.Match(PrefixMatcher("DL")))
+		x.serve(t)
+		c := dialTCP(t, x.addr())
 		io.WriteString(c, "DL")
-		sc := hoTake(t, ch)
+		sc := takeConn(t, ch)
 		b := make([]byte, 2)
 		_, err := io.ReadFull(sc, b)
 		require.NoError(t, err)
@@ -741,11 +647,11 @@ func TestDeadlines(t *testing.T) {
 	t.Run("ServerDeadlineHonoured", func(t *testing.T) {
 		checkLeaks(t)
 		x := newHoMux(t, MatchTimeout(3*time.Second))
-		ch := hoAccept(t, x.Match(PrefixMatcher("DL")))
-		x.serve()
-		c := hoDial(t, x.addr())
+		ch := acceptChan(t, x.Match(PrefixMatcher("DL")))
+		x.serve(t)
+		c := dialTCP(t, x.addr())
 		io.WriteString(c, "DL")
-		sc := hoTake(t, ch)
+		sc := takeConn(t, ch)
 		// The deadline is set while the sniffed bytes wait to be read:
 		// they come at once, then the read times out at the server's
 		// 100ms, not at the mux's 3s and not never.
@@ -769,10 +675,10 @@ func TestDeadlines(t *testing.T) {
 		checkLeaks(t)
 		x := newHoMux(t, MatchTimeout(200*time.Millisecond))
 		x.Match(HTTP1Fast())
-		ch := hoAccept(t, x.Match(Any()))
-		x.serve()
-		c := hoDial(t, x.addr())
-		sc := hoTake(t, ch)
+		ch := acceptChan(t, x.Match(Any()))
+		x.serve(t)
+		c := dialTCP(t, x.addr())
+		sc := takeConn(t, ch)
 		readDL(t, sc, 100*time.Millisecond)
 		readLate(t, c, sc, 300*time.Millisecond)
 	})
@@ -782,9 +688,9 @@ func TestDeadlines(t *testing.T) {
 		// the filter of the client's ACK; a timeout there is not sticky.
 		checkLeaks(t)
 		x := newHoMux(t, MatchTimeout(3*time.Second))
-		ch := hoAccept(t, x.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")))
-		x.serve()
-		c := hoDial(t, x.addr())
+		ch := acceptChan(t, x.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")))
+		x.serve(t)
+		c := dialTCP(t, x.addr())
 		first := hoH2()
 		_, err := c.Write(first)
 		require.NoError(t, err)
@@ -796,7 +702,7 @@ func TestDeadlines(t *testing.T) {
 		headers := btH2Flight(t, false, "content-type", "application/grpc")[len(http2Preface)+frameHeaderLen+6:]
 		_, err = c.Write(headers)
 		require.NoError(t, err)
-		sc := hoTake(t, ch)
+		sc := takeConn(t, ch)
 		require.NoError(t, sc.SetReadDeadline(time.Now().Add(hoWait)))
 		want := append(bytes.Clone(first), headers...)
 		got = make([]byte, len(want))
@@ -846,15 +752,15 @@ func TestPanicMatcher(t *testing.T) {
 		x := newHoMux(t)
 		setup(x)
 		get := hoHTTP(t, x.Match(HTTP1HeaderField("X-Normal", "yes")))
-		x.serve()
+		x.serve(t)
 
 		// A connection being matched while others panic.
-		waiting := hoDial(t, x.addr())
+		waiting := dialTCP(t, x.addr())
 		io.WriteString(waiting, "GET /waiting HTTP/1.1\r\nHost: x\r\n")
 		hoEventually(t, "the mux reads", func() bool { return x.root.readFrom(waiting) > 0 })
 
 		for _, in := range []string{"PANIC!", "WPANIC!"} {
-			c := hoDial(t, x.addr())
+			c := dialTCP(t, x.addr())
 			io.WriteString(c, in)
 			select {
 			case err := <-x.errs:
@@ -886,8 +792,8 @@ func TestPanicMatcher(t *testing.T) {
 		x := newHoMux(t)
 		setup(x)
 		x.HandleError(func(err error) bool { return !errors.Is(err, ErrMatcherPanic) })
-		x.serve()
-		c := hoDial(t, x.addr())
+		x.serve(t)
+		c := dialTCP(t, x.addr())
 		io.WriteString(c, "PANIC")
 		err := x.waitServe(t)
 		assert.ErrorIs(t, err, ErrMatcherPanic)
@@ -922,13 +828,13 @@ func TestShutdownUnderLoad(t *testing.T) {
 			checkLeaks(t)
 			x := newHoMux(t)
 			queuedL := x.Match(PrefixMatcher("Q"))
-			deliveredCh := hoAccept(t, x.Match(PrefixMatcher("D")))
-			x.serve()
+			deliveredCh := acceptChan(t, x.Match(PrefixMatcher("D")))
+			x.serve(t)
 
 			delivered := hoDialMany(t, x.addr(), n, "D")
 			servers := map[string]net.Conn{}
 			for range n {
-				sc := hoTake(t, deliveredCh)
+				sc := takeConn(t, deliveredCh)
 				b := make([]byte, 1)
 				require.NoError(t, sc.SetReadDeadline(time.Now().Add(hoWait)))
 				_, err := io.ReadFull(sc, b)
@@ -1008,7 +914,7 @@ func TestBurstSilent(t *testing.T) {
 	hoNoFile(t, 2*n+500)
 	x := newHoMux(t)
 	get := hoHTTP(t, x.Match(HTTP1HeaderField("X-Normal", "yes")))
-	x.serve()
+	x.serve(t)
 	hoDialMany(t, x.addr(), n, "")
 	hoEventually(t, "all accepted", func() bool { return x.matching() == n })
 	get()
@@ -1062,7 +968,7 @@ func TestBurst(t *testing.T) {
 	hoNoFile(t, hoBurstN+1000)
 	x := newHoMux(t)
 	httpL, anyL := x.Match(HTTP1Fast()), x.Match(Any())
-	x.serve()
+	x.serve(t)
 
 	var (
 		mu      sync.Mutex
@@ -1157,7 +1063,7 @@ func TestBurst(t *testing.T) {
 	require.NoError(t, err)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr hoSyncBuffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	start := time.Now()
 	require.NoError(t, cmd.Start())
@@ -1218,25 +1124,6 @@ func TestBurst(t *testing.T) {
 	default:
 	}
 	assert.Empty(t, hoDrainErrs(x.errs))
-}
-
-// hoSyncBuffer is a bytes.Buffer that one goroutine may write while
-// another reads it.
-type hoSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *hoSyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *hoSyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func hoDrainErrs(ch chan error) []error {
@@ -1357,21 +1244,21 @@ func hoRandMatcher(rng *rand.Rand) hoMatcher {
 		strs := []string{"GET ", "\x16\x03", "PRI *", "SSH-", "\x00", "G", "GET /x"}
 		rng.Shuffle(len(strs), func(i, j int) { strs[i], strs[j] = strs[j], strs[i] })
 		strs = strs[:1+rng.IntN(3)]
-		return hoMatcher{fmt.Sprintf("PrefixMatcher(%q)", strs), btW(PrefixMatcher(strs...))}
+		return hoMatcher{fmt.Sprintf("PrefixMatcher(%q)", strs), readOnly(PrefixMatcher(strs...))}
 	case 1:
-		return hoMatcher{"HTTP1Fast()", btW(HTTP1Fast())}
+		return hoMatcher{"HTTP1Fast()", readOnly(HTTP1Fast())}
 	case 2:
-		return hoMatcher{"HTTP1()", btW(HTTP1())}
+		return hoMatcher{"HTTP1()", readOnly(HTTP1())}
 	case 3:
-		return hoMatcher{"TLS()", btW(TLS())}
+		return hoMatcher{"TLS()", readOnly(TLS())}
 	case 4:
-		return hoMatcher{"HTTP2()", btW(HTTP2())}
+		return hoMatcher{"HTTP2()", readOnly(HTTP2())}
 	case 5:
-		return hoMatcher{"HTTP1HeaderField(X-Key, " + val + ")", btW(HTTP1HeaderField("X-Key", val))}
+		return hoMatcher{"HTTP1HeaderField(X-Key, " + val + ")", readOnly(HTTP1HeaderField("X-Key", val))}
 	case 6:
-		return hoMatcher{"HTTP1HeaderFieldPrefix(X-Key, " + val + ")", btW(HTTP1HeaderFieldPrefix("x-key", val))}
+		return hoMatcher{"HTTP1HeaderFieldPrefix(X-Key, " + val + ")", readOnly(HTTP1HeaderFieldPrefix("x-key", val))}
 	case 7:
-		return hoMatcher{"HTTP2HeaderField(x-key, " + val + ")", btW(HTTP2HeaderField("x-key", val))}
+		return hoMatcher{"HTTP2HeaderField(x-key, " + val + ")", readOnly(HTTP2HeaderField("x-key", val))}
 	case 8:
 		return hoMatcher{"HTTP2MatchHeaderFieldSendSettings(x-key, " + val + ")", HTTP2MatchHeaderFieldSendSettings("x-key", val)}
 	case 9:
@@ -1446,7 +1333,7 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 		chain = append(chain, ms)
 	}
 	if rng.IntN(2) == 0 {
-		chain = append(chain, []hoMatcher{{"Any()", btW(Any())}})
+		chain = append(chain, []hoMatcher{{"Any()", readOnly(Any())}})
 	}
 	payload := hoRandPayload(t, rng)
 	var splits []int
@@ -1492,7 +1379,7 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 				mws[j] = mt.m
 			}
 			l := x.MatchWithWriters(mws...)
-			ch := hoAccept(t, l)
+			ch := acceptChan(t, l)
 			go func() {
 				if c, ok := <-ch; ok {
 					got <- i
@@ -1500,9 +1387,9 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 				}
 			}()
 		}
-		x.serve()
+		x.serve(t)
 
-		c := hoDial(t, x.addr())
+		c := dialTCP(t, x.addr())
 		require.NoError(t, c.SetWriteDeadline(time.Now().Add(hoWait)))
 		wrote := make(chan error, 1)
 		go func() {
@@ -1561,7 +1448,7 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 		if b, _ := io.ReadAll(c); len(b) > 0 {
 			require.Equal(t, muxSettingsFrame, b, desc)
-			exp = btDropAck(payload)
+			exp = btDropAck(payload, 0)
 		}
 		sum := sha256.Sum256(exp)
 		require.Equal(t, len(exp), int(n), desc)
@@ -1658,7 +1545,7 @@ func hoCheckPrefix(t *testing.T, m Matcher, prefixes []string, in []byte) {
 			break
 		}
 	}
-	cr := &hoCountReader{r: bytes.NewReader(in)}
+	cr := &countReader{r: bytes.NewReader(in)}
 	if got := m(hoOneByte{cr}); got != want {
 		t.Fatalf("on %q one byte per Read: %v, want %v (prefixes %q)", in, got, want, prefixes)
 	}
@@ -1674,17 +1561,6 @@ func hoCheckPrefix(t *testing.T, m Matcher, prefixes []string, in []byte) {
 		t.Fatalf("on %q through the sniffer: %v, want %v", in, got, want)
 	}
 	c.endMatching(false)
-}
-
-type hoCountReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *hoCountReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
 }
 
 // hoOneByte reads one byte at a time.

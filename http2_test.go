@@ -31,7 +31,6 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -532,35 +531,10 @@ func TestSettingsRewriterStopsAfterFirstFrame(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Servers, clients and relays on real TCP.
 
-func h2Listen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	return l
-}
-
-// h2LogBuffer is a bytes.Buffer safe for concurrent use (servers' ErrorLog).
-type h2LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *h2LogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *h2LogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // h2CheckServerLog fails t, at its end, if a server logged anything: an HTTP/2
 // server logs a connection error when it gets an ACK it did not ask for.
-func h2CheckServerLog(t *testing.T) *h2LogBuffer {
-	logs := &h2LogBuffer{}
+func h2CheckServerLog(t *testing.T) *syncBuffer {
+	logs := &syncBuffer{}
 	if !strings.Contains(os.Getenv("GODEBUG"), "http2debug") { // verbose logs go there too
 		t.Cleanup(func() { assert.Empty(t, logs.String(), "server error log") })
 	}
@@ -629,16 +603,13 @@ func h2ServeHTTP(t *testing.T, l net.Listener, hs *http.Server) {
 			mu.Unlock()
 		}
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(l) }()
-	t.Cleanup(func() {
+	goServe(t, "http.Server.Serve", func() error { return hs.Serve(l) }, func() {
 		_ = hs.Close()
 		mu.Lock()
 		for _, c := range hijacked {
 			c.Close()
 		}
 		mu.Unlock()
-		h2Wait(t, done, "http.Server.Serve")
 	})
 }
 
@@ -727,7 +698,7 @@ func h2ServeREST(t *testing.T, kind string, l net.Listener, name string, logw io
 			c.Close()
 		})
 	case h2SrvProxy:
-		ul := h2Listen(t)
+		ul := listenLoopback(t)
 		h2ServeHTTP(t, ul, h2ProtocolsServer(h, errLog))
 		h2ServeConns(t, l, func(c net.Conn, track func(net.Conn)) { h2ProxyConn(c, ul.Addr().String(), track) })
 	default:
@@ -738,28 +709,11 @@ func h2ServeREST(t *testing.T, kind string, l net.Listener, name string, logw io
 // h2ServeMux serves a new mux on a loopback listener until the test ends;
 // build registers its listeners. It returns the mux's address.
 func h2ServeMux(t *testing.T, build func(m CMux)) string {
-	l := h2Listen(t)
+	l := listenLoopback(t)
 	m := New(l, MatchTimeout(h2Timeout))
 	build(m)
-	served := make(chan struct{})
-	go func() { defer close(served); _ = m.Serve() }()
-	t.Cleanup(func() {
-		m.Close()
-		l.Close()
-		h2Wait(t, served, "Serve")
-	})
+	serveMux(t, m, l)
 	return l.Addr().String()
-}
-
-func h2ServeGRPC(t *testing.T, l net.Listener) {
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = gs.Serve(l) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		h2Wait(t, done, "grpc Serve")
-	})
 }
 
 // ---------------------------------------------------------------------------
@@ -804,7 +758,7 @@ type h2RelayConn struct {
 }
 
 func h2StartRelay(t *testing.T, target string, mode h2RelayMode) *h2Relay {
-	r := &h2Relay{ln: h2Listen(t), target: target, mode: mode}
+	r := &h2Relay{ln: listenLoopback(t), target: target, mode: mode}
 	r.wg.Add(1)
 	go r.accept()
 	t.Cleanup(func() {
@@ -1063,7 +1017,7 @@ func h2CurlReuseBroken(t *testing.T) (bool, string) {
 		h2CurlReuse.fail = "the probe did not finish" // if h2Run ends the test
 		out, _, _ := h2Run(t, "curl", "--version")
 		h2CurlReuse.version, _, _ = strings.Cut(out, "\n")
-		l := h2Listen(t)
+		l := listenLoopback(t)
 		var reqs atomic.Int64
 		hs := h2ProtocolsServer(h2RESTHandler("bare", &reqs), log.New(io.Discard, "", 0))
 		done := make(chan struct{})
@@ -1148,6 +1102,25 @@ var h2Chains = []h2Chain{
 			return g, map[string]net.Listener{"h1": h1, "rest": m.Match(Any())}
 		},
 	},
+}
+
+// serve serves a mux with the chain until the test ends: grpc-go on its
+// gRPC listener, REST servers of kind srv on the others (net/http for HTTP/1
+// when srv is ServeConn). It returns the mux's address.
+func (ch h2Chain) serve(t *testing.T, srv string) string {
+	logs := h2CheckServerLog(t)
+	var gl net.Listener
+	var rest map[string]net.Listener
+	addr := h2ServeMux(t, func(m CMux) { gl, rest = ch.build(m) })
+	serveHealth(t, gl)
+	for name, l := range rest {
+		kind := srv
+		if name == "h1" && srv == h2SrvServeConn {
+			kind = h2SrvHTTP1
+		}
+		h2ServeREST(t, kind, l, name, logs, nil)
+	}
+	return addr
 }
 
 type h2ClientKind int
@@ -1357,18 +1330,7 @@ func TestH2Matrix(t *testing.T) {
 						}
 						t.Run(srv, func(t *testing.T) {
 							checkLeaks(t)
-							logs := h2CheckServerLog(t)
-							var gl net.Listener
-							var rest map[string]net.Listener
-							addr := h2ServeMux(t, func(m CMux) { gl, rest = ch.build(m) })
-							h2ServeGRPC(t, gl)
-							for name, l := range rest {
-								kind := srv
-								if name == "h1" && srv == h2SrvServeConn {
-									kind = h2SrvHTTP1
-								}
-								h2ServeREST(t, kind, l, name, logs, nil)
-							}
+							addr := ch.serve(t, srv)
 							cl.run(t, &h2Cell{addr: addr, h1: ch.h1})
 						})
 					}
@@ -1393,7 +1355,7 @@ func TestH2CurlReuseControl(t *testing.T) {
 	for _, kind := range []string{h2SrvH2C, h2SrvServeConn, h2SrvProtocols} {
 		t.Run(kind, func(t *testing.T) {
 			checkLeaks(t)
-			l := h2Listen(t)
+			l := listenLoopback(t)
 			var reqs atomic.Int64
 			h2ServeREST(t, kind, l, "bare", io.Discard, &reqs)
 			us := h2URLs(l.Addr().String(), "/a", "/b")
@@ -1419,8 +1381,8 @@ func TestH2StrayAckControl(t *testing.T) {
 	for _, kind := range []string{h2SrvH2C, h2SrvServeConn, h2SrvProtocols} {
 		t.Run(kind, func(t *testing.T) {
 			checkLeaks(t)
-			l := h2Listen(t)
-			logs := &h2LogBuffer{}
+			l := listenLoopback(t)
+			logs := &syncBuffer{}
 			h2ServeREST(t, kind, l, "bare", logs, nil)
 			c := h2Dial(t, l.Addr().String())
 			c.write(catBytes([]byte(http2Preface), h2Settings(), h2SettingsAck, h2SettingsAck, c.request(1, "/")))
@@ -1663,7 +1625,7 @@ func TestH2NoMuxSettings(t *testing.T) {
 	checkLeaks(t)
 	ss := HTTP2MatchHeaderFieldSendSettings
 	start := func(t *testing.T) string {
-		logs := &h2LogBuffer{}
+		logs := &syncBuffer{}
 		var ls map[string]net.Listener
 		addr := h2ServeMux(t, func(m CMux) {
 			ls = map[string]net.Listener{
@@ -1743,18 +1705,7 @@ func TestH2NoMuxSettingsForCompleteFirstFlight(t *testing.T) {
 		for _, srv := range h2ServerKinds {
 			t.Run(ch.name+"/"+srv, func(t *testing.T) {
 				checkLeaks(t)
-				logs := h2CheckServerLog(t)
-				var gl net.Listener
-				var rest map[string]net.Listener
-				addr := h2ServeMux(t, func(m CMux) { gl, rest = ch.build(m) })
-				h2ServeGRPC(t, gl)
-				for name, l := range rest {
-					kind := srv
-					if name == "h1" && srv == h2SrvServeConn {
-						kind = h2SrvHTTP1
-					}
-					h2ServeREST(t, kind, l, name, logs, nil)
-				}
+				addr := ch.serve(t, srv)
 				c := h2Dial(t, addr)
 				c.write(catBytes([]byte(http2Preface), h2Settings(0x4, 1<<20), h2WindowUpdate(0, 1<<20), c.request(1, "/x")))
 				// The first frame is the server's SETTINGS.

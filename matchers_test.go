@@ -38,9 +38,6 @@ type mtCase struct {
 	strs []string
 }
 
-// mtM makes a Matcher a MatchWriter that never writes.
-func mtM(m Matcher) MatchWriter { return func(_ io.Writer, r io.Reader) bool { return m(r) } }
-
 // mtNeed is the number of bytes a prefix matcher of strs must read from in
 // to decide: up to the shortest string that matches, or up to the first
 // byte that rules every string out.
@@ -173,7 +170,7 @@ func TestMatchAny(t *testing.T) {
 	checkLeaks(t)
 	var cases []mtCase
 	for _, in := range []string{"", "x", "GET / HTTP/1.1\r\n\r\n", http2Preface, "\x05\x01\x00"} {
-		cases = append(cases, mtCase{name: in, m: mtM(Any()), in: []byte(in), want: true, strs: []string{""}})
+		cases = append(cases, mtCase{name: in, m: readOnly(Any()), in: []byte(in), want: true, strs: []string{""}})
 	}
 	mtRunCases(t, cases)
 }
@@ -181,7 +178,7 @@ func TestMatchAny(t *testing.T) {
 func TestMatchPrefixMatcher(t *testing.T) {
 	checkLeaks(t)
 	c := func(name string, strs []string, in string, want bool) mtCase {
-		return mtCase{name: name, m: mtM(PrefixMatcher(strs...)), in: []byte(in), want: want, strs: append([]string{}, strs...)}
+		return mtCase{name: name, m: readOnly(PrefixMatcher(strs...)), in: []byte(in), want: want, strs: append([]string{}, strs...)}
 	}
 	mtRunCases(t, []mtCase{
 		c("no strings, empty input", nil, "", false),
@@ -220,7 +217,7 @@ var mtMethods = []string{"OPTIONS", "GET", "HEAD", "POST", "PUT", "DELETE", "TRA
 func TestMatchHTTP1Fast(t *testing.T) {
 	checkLeaks(t)
 	c := func(name string, ext []string, in string, want bool) mtCase {
-		return mtCase{name: name, m: mtM(HTTP1Fast(ext...)), in: []byte(in), want: want, strs: append(append([]string{}, mtMethods...), ext...)}
+		return mtCase{name: name, m: readOnly(HTTP1Fast(ext...)), in: []byte(in), want: want, strs: append(append([]string{}, mtMethods...), ext...)}
 	}
 	var cases []mtCase
 	for _, m := range mtMethods {
@@ -256,7 +253,7 @@ func TestMatchHTTP1Fast(t *testing.T) {
 func TestMatchHTTP1(t *testing.T) {
 	checkLeaks(t)
 	c := func(name, in string, want bool) mtCase {
-		return mtCase{name: name, m: mtM(HTTP1()), in: []byte(in), want: want}
+		return mtCase{name: name, m: readOnly(HTTP1()), in: []byte(in), want: want}
 	}
 	// A request line of n bytes, CRLF included.
 	line := func(n int) string {
@@ -306,7 +303,7 @@ func TestMatchHTTP1(t *testing.T) {
 func TestMatchHTTP2(t *testing.T) {
 	checkLeaks(t)
 	c := func(name, in string, want bool) mtCase {
-		return mtCase{name: name, m: mtM(HTTP2()), in: []byte(in), want: want, strs: []string{http2Preface}}
+		return mtCase{name: name, m: readOnly(HTTP2()), in: []byte(in), want: want, strs: []string{http2Preface}}
 	}
 	cases := []mtCase{
 		c("preface", http2Preface, true),
@@ -361,7 +358,7 @@ func TestMatchTLS(t *testing.T) {
 		for _, v := range vs {
 			strs = append(strs, string([]byte{0x16, byte(v >> 8), byte(v)}))
 		}
-		return mtCase{name: name, m: mtM(TLS(versions...)), in: []byte(in), want: want, strs: strs}
+		return mtCase{name: name, m: readOnly(TLS(versions...)), in: []byte(in), want: want, strs: strs}
 	}
 	rec := func(typ byte, v int) string {
 		return string([]byte{typ, byte(v >> 8), byte(v), 0x00, 0x05, 1, 0, 0, 1, 3})
@@ -398,10 +395,10 @@ func TestMatchTLS(t *testing.T) {
 func TestMatchHTTP1HeaderField(t *testing.T) {
 	checkLeaks(t)
 	f := func(name, field, value, in string, want bool) mtCase {
-		return mtCase{name: name, m: mtM(HTTP1HeaderField(field, value)), in: []byte(in), want: want}
+		return mtCase{name: name, m: readOnly(HTTP1HeaderField(field, value)), in: []byte(in), want: want}
 	}
 	p := func(name, field, prefix, in string, want bool) mtCase {
-		return mtCase{name: "prefix " + name, m: mtM(HTTP1HeaderFieldPrefix(field, prefix)), in: []byte(in), want: want}
+		return mtCase{name: "prefix " + name, m: readOnly(HTTP1HeaderFieldPrefix(field, prefix)), in: []byte(in), want: want}
 	}
 	const req = "GET / HTTP/1.1\r\n"
 	long := strings.Repeat("a", DefaultMaxSniffBytes)
@@ -632,9 +629,9 @@ func TestMatchHTTP2HeaderField(t *testing.T) {
 		name string
 		m    MatchWriter
 	}{
-		{"HTTP2HeaderField", mtM(HTTP2HeaderField("content-type", "application/grpc"))},
-		{"HTTP2HeaderField upper-case name", mtM(HTTP2HeaderField("Content-Type", "application/grpc"))},
-		{"HTTP2HeaderFieldPrefix", mtM(HTTP2HeaderFieldPrefix("content-type", "application/gr"))},
+		{"HTTP2HeaderField", readOnly(HTTP2HeaderField("content-type", "application/grpc"))},
+		{"HTTP2HeaderField upper-case name", readOnly(HTTP2HeaderField("Content-Type", "application/grpc"))},
+		{"HTTP2HeaderFieldPrefix", readOnly(HTTP2HeaderFieldPrefix("content-type", "application/gr"))},
 		{"HTTP2MatchHeaderFieldSendSettings", HTTP2MatchHeaderFieldSendSettings("CONTENT-TYPE", "application/grpc")},
 		{"HTTP2MatchHeaderFieldPrefixSendSettings", HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/gr")},
 	}
@@ -654,16 +651,16 @@ func TestMatchHTTP2HeaderField(t *testing.T) {
 		return mtCase{name: name, m: m, in: in, want: want}
 	}
 	mtRunCases(t, []mtCase{
-		c("exact on a longer value", mtM(HTTP2HeaderField("content-type", "application/grpc")), proto, false),
-		c("prefix on a longer value", mtM(HTTP2HeaderFieldPrefix("content-type", "application/grpc")), proto, true),
+		c("exact on a longer value", readOnly(HTTP2HeaderField("content-type", "application/grpc")), proto, false),
+		c("prefix on a longer value", readOnly(HTTP2HeaderFieldPrefix("content-type", "application/grpc")), proto, true),
 		c("writer prefix on a longer value", HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"), proto, true),
-		c("empty prefix, present", mtM(HTTP2HeaderFieldPrefix("content-type", "")), proto, true),
-		c("empty prefix, absent", mtM(HTTP2HeaderFieldPrefix("x-missing", "")), proto, false),
+		c("empty prefix, present", readOnly(HTTP2HeaderFieldPrefix("content-type", "")), proto, true),
+		c("empty prefix, absent", readOnly(HTTP2HeaderFieldPrefix("x-missing", "")), proto, false),
 		c("empty value, absent", HTTP2MatchHeaderFieldSendSettings("x-missing", ""), proto, false),
-		c("empty value, present and empty", mtM(HTTP2HeaderField("x-e", "")), hs(mtReq("x-e", "")), true),
-		c("pseudo-header", mtM(HTTP2HeaderField(":path", "/pkg.Svc/Method")), proto, true),
-		c("pseudo-header prefix", mtM(HTTP2HeaderFieldPrefix(":path", "/pkg.Svc/")), proto, true),
-		c("sensitive (never indexed) field", mtM(HTTP2HeaderField("authorization", "secret")), hs(func() []byte {
+		c("empty value, present and empty", readOnly(HTTP2HeaderField("x-e", "")), hs(mtReq("x-e", "")), true),
+		c("pseudo-header", readOnly(HTTP2HeaderField(":path", "/pkg.Svc/Method")), proto, true),
+		c("pseudo-header prefix", readOnly(HTTP2HeaderFieldPrefix(":path", "/pkg.Svc/")), proto, true),
+		c("sensitive (never indexed) field", readOnly(HTTP2HeaderField("authorization", "secret")), hs(func() []byte {
 			var buf bytes.Buffer
 			enc := hpack.NewEncoder(&buf)
 			for i := 0; i < len(mtPseudo); i += 2 {
@@ -746,7 +743,7 @@ func TestMatchHTTP2SettingsThroughSniffer(t *testing.T) {
 	all := newMtH2(t, true).settings().hdrs(1, grpc).bytes()
 	matchers := []MatchWriter{
 		HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
-		mtM(HTTP2HeaderField("content-type", "application/grpc")),
+		readOnly(HTTP2HeaderField("content-type", "application/grpc")),
 		HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/"),
 	}
 	// runAll runs every matcher on s, as the mux does, and reports what
@@ -853,36 +850,36 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 		waits bool // needs another byte: says no at the read deadline
 		wrote bool // the mux wrote its SETTINGS
 	}{
-		{name: "HTTP1Fast on a SOCKS5 greeting", m: mtM(HTTP1Fast()), in: "\x05\x01\x00"},
-		{name: "HTTP1Fast on GET", m: mtM(HTTP1Fast()), in: "GET", want: true},
-		{name: "HTTP1Fast on GE", m: mtM(HTTP1Fast()), in: "GE", waits: true},
-		{name: "HTTP1Fast on PO", m: mtM(HTTP1Fast()), in: "PO", waits: true},
-		{name: "HTTP1Fast on POX", m: mtM(HTTP1Fast()), in: "POX"},
-		{name: "HTTP2 on X", m: mtM(HTTP2()), in: "X"},
-		{name: "HTTP2 on P", m: mtM(HTTP2()), in: "P", waits: true},
-		{name: "HTTP2 on PRI * HTTP/1", m: mtM(HTTP2()), in: "PRI * HTTP/1"},
-		{name: "HTTP2 on the preface", m: mtM(HTTP2()), in: http2Preface, want: true},
-		{name: "PrefixMatcher abc on ab", m: mtM(PrefixMatcher("abc")), in: "ab", waits: true},
-		{name: "PrefixMatcher ab abcd on ab", m: mtM(PrefixMatcher("ab", "abcd")), in: "ab", want: true},
-		{name: "PrefixMatcher abcd ab on ab", m: mtM(PrefixMatcher("abcd", "ab")), in: "ab", want: true},
-		{name: "PrefixMatcher empty string on nothing", m: mtM(PrefixMatcher("")), want: true},
-		{name: "PrefixMatcher of nothing on nothing", m: mtM(PrefixMatcher())},
-		{name: "Any on nothing", m: mtM(Any()), want: true},
-		{name: "TLS on a record header", m: mtM(TLS()), in: "\x16\x03\x01", want: true},
-		{name: "TLS on a TLS 1.3 record header", m: mtM(TLS()), in: "\x16\x03\x04"},
-		{name: "TLS on 16", m: mtM(TLS()), in: "\x16", waits: true},
-		{name: "HTTP1 on a SOCKS5 greeting", m: mtM(HTTP1()), in: "\x05\x01\x00"},
-		{name: "HTTP1 on a request line", m: mtM(HTTP1()), in: "GET / HTTP/1.1\r\n", want: true},
-		{name: "HTTP1 on HTTP/2", m: mtM(HTTP1()), in: "GET / HTTP/2"},
-		{name: "HTTP1 without line end", m: mtM(HTTP1()), in: "GET / HTTP/1.1", waits: true},
-		{name: "HTTP1HeaderField on a SOCKS5 greeting", m: mtM(HTTP1HeaderField("Host", "x")), in: "\x05\x01\x00"},
-		{name: "HTTP1HeaderField, field then silence", m: mtM(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHost: x\r\n", waits: true},
-		{name: "HTTP1HeaderField, field then next line", m: mtM(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHost: x\r\nA", want: true},
-		{name: "HTTP1HeaderField, other value then next line", m: mtM(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHost: y\r\nA"},
-		{name: "HTTP1HeaderField, end of header", m: mtM(HTTP1HeaderField("X-Missing", "")), in: "GET / HTTP/1.1\r\nHost: x\r\n\r\n", want: true},
-		{name: "HTTP1HeaderField, malformed line", m: mtM(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHo st"},
-		{name: "HTTP2HeaderField on X", m: mtM(HTTP2HeaderField("content-type", "application/grpc")), in: "X"},
-		{name: "HTTP2HeaderField on preface and SETTINGS", m: mtM(HTTP2HeaderField("content-type", "application/grpc")),
+		{name: "HTTP1Fast on a SOCKS5 greeting", m: readOnly(HTTP1Fast()), in: "\x05\x01\x00"},
+		{name: "HTTP1Fast on GET", m: readOnly(HTTP1Fast()), in: "GET", want: true},
+		{name: "HTTP1Fast on GE", m: readOnly(HTTP1Fast()), in: "GE", waits: true},
+		{name: "HTTP1Fast on PO", m: readOnly(HTTP1Fast()), in: "PO", waits: true},
+		{name: "HTTP1Fast on POX", m: readOnly(HTTP1Fast()), in: "POX"},
+		{name: "HTTP2 on X", m: readOnly(HTTP2()), in: "X"},
+		{name: "HTTP2 on P", m: readOnly(HTTP2()), in: "P", waits: true},
+		{name: "HTTP2 on PRI * HTTP/1", m: readOnly(HTTP2()), in: "PRI * HTTP/1"},
+		{name: "HTTP2 on the preface", m: readOnly(HTTP2()), in: http2Preface, want: true},
+		{name: "PrefixMatcher abc on ab", m: readOnly(PrefixMatcher("abc")), in: "ab", waits: true},
+		{name: "PrefixMatcher ab abcd on ab", m: readOnly(PrefixMatcher("ab", "abcd")), in: "ab", want: true},
+		{name: "PrefixMatcher abcd ab on ab", m: readOnly(PrefixMatcher("abcd", "ab")), in: "ab", want: true},
+		{name: "PrefixMatcher empty string on nothing", m: readOnly(PrefixMatcher("")), want: true},
+		{name: "PrefixMatcher of nothing on nothing", m: readOnly(PrefixMatcher())},
+		{name: "Any on nothing", m: readOnly(Any()), want: true},
+		{name: "TLS on a record header", m: readOnly(TLS()), in: "\x16\x03\x01", want: true},
+		{name: "TLS on a TLS 1.3 record header", m: readOnly(TLS()), in: "\x16\x03\x04"},
+		{name: "TLS on 16", m: readOnly(TLS()), in: "\x16", waits: true},
+		{name: "HTTP1 on a SOCKS5 greeting", m: readOnly(HTTP1()), in: "\x05\x01\x00"},
+		{name: "HTTP1 on a request line", m: readOnly(HTTP1()), in: "GET / HTTP/1.1\r\n", want: true},
+		{name: "HTTP1 on HTTP/2", m: readOnly(HTTP1()), in: "GET / HTTP/2"},
+		{name: "HTTP1 without line end", m: readOnly(HTTP1()), in: "GET / HTTP/1.1", waits: true},
+		{name: "HTTP1HeaderField on a SOCKS5 greeting", m: readOnly(HTTP1HeaderField("Host", "x")), in: "\x05\x01\x00"},
+		{name: "HTTP1HeaderField, field then silence", m: readOnly(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHost: x\r\n", waits: true},
+		{name: "HTTP1HeaderField, field then next line", m: readOnly(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHost: x\r\nA", want: true},
+		{name: "HTTP1HeaderField, other value then next line", m: readOnly(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHost: y\r\nA"},
+		{name: "HTTP1HeaderField, end of header", m: readOnly(HTTP1HeaderField("X-Missing", "")), in: "GET / HTTP/1.1\r\nHost: x\r\n\r\n", want: true},
+		{name: "HTTP1HeaderField, malformed line", m: readOnly(HTTP1HeaderField("Host", "x")), in: "GET / HTTP/1.1\r\nHo st"},
+		{name: "HTTP2HeaderField on X", m: readOnly(HTTP2HeaderField("content-type", "application/grpc")), in: "X"},
+		{name: "HTTP2HeaderField on preface and SETTINGS", m: readOnly(HTTP2HeaderField("content-type", "application/grpc")),
 			in: string(settings), waits: true, wrote: true},
 		{name: "HTTP2HeaderField on a frame over 16384", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
 			in: string(newMtH2(t, true).settings().rawHeader(maxFrameSize+1, http2.FrameHeaders, 0, 1).bytes()), wrote: true},
@@ -921,29 +918,16 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 // match timeout, which it could not if HTTP1Fast waited for more bytes.
 func TestMatchShortFlightEndToEnd(t *testing.T) {
 	checkLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
+	l := listenLoopback(t)
 	m := New(l, MatchTimeout(10*time.Second))
 	m.Match(HTTP1Fast())
 	socks := m.Match(PrefixMatcher("\x05"))
 	m.Match(Any())
-	served := make(chan error, 1)
-	go func() { served <- m.Serve() }()
-	defer func() {
-		m.Close()
-		select {
-		case <-served:
-		case <-time.After(5 * time.Second):
-			t.Error("Serve did not return after Close")
-		}
-	}()
+	serveMux(t, m, l)
 
-	c, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	defer c.Close()
+	c := dialTCP(t, l.Addr().String())
 	greeting := []byte{0x05, 0x01, 0x00}
-	_, err = c.Write(greeting)
+	_, err := c.Write(greeting)
 	require.NoError(t, err)
 
 	type result struct {
@@ -979,18 +963,6 @@ func TestMatchShortFlightEndToEnd(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// mtCountReader counts the bytes read through it.
-type mtCountReader struct {
-	r io.Reader
-	n int
-}
-
-func (c *mtCountReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += n
-	return n, err
-}
-
 func FuzzPrefixMatcher(f *testing.F) {
 	f.Add("GET\nGETX", []byte("GETX / HTTP/1.1"))
 	f.Add("ab\nabcd", []byte("ab"))
@@ -1005,7 +977,7 @@ func FuzzPrefixMatcher(f *testing.F) {
 		if got := m(bytes.NewReader(in)); got != want {
 			t.Fatalf("PrefixMatcher(%q) on %q = %v, want %v", strs, in, got, want)
 		}
-		cr := &mtCountReader{r: bytes.NewReader(in)}
+		cr := &countReader{r: bytes.NewReader(in)}
 		if got := m(iotest.OneByteReader(cr)); got != want {
 			t.Fatalf("PrefixMatcher(%q) on %q one byte per Read = %v, want %v", strs, in, got, want)
 		}
@@ -1096,7 +1068,7 @@ func mtH2Block(in []byte, meta bool) ([]hpack.HeaderField, error) {
 		return nil, errors.New("no preface")
 	}
 	frames := in[len(http2Preface):]
-	cr := &mtCountReader{r: bytes.NewReader(frames)}
+	cr := &countReader{r: bytes.NewReader(frames)}
 	fr := http2.NewFramer(io.Discard, cr)
 	if meta {
 		fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)

@@ -323,8 +323,7 @@ type prPort struct {
 
 func prAllOnOnePort(t *testing.T, opts ...Option) *prPort {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l, opts...)
 	x := &prPort{
 		addr:    l.Addr().String(),
@@ -336,41 +335,17 @@ func prAllOnOnePort(t *testing.T, opts ...Option) *prPort {
 		socks5:  m.Match(SOCKS5()),
 		any:     m.Match(Any()),
 	}
-	prServeMux(t, m, l)
+	serveMux(t, m, l)
 	prServeText(t, x.metrics, "metrics")
 	prServeText(t, x.http, "http")
 	return x
 }
 
-// prServeMux serves m; the cleanup closes it and l and waits for Serve.
-func prServeMux(t *testing.T, m CMux, l net.Listener) {
-	done := make(chan error, 1)
-	go func() { done <- m.Serve() }()
-	t.Cleanup(func() {
-		m.Close()
-		l.Close()
-		select {
-		case <-done:
-		case <-time.After(prWait):
-			t.Error("Serve did not return")
-		}
-	})
-}
-
 // prServeText serves HTTP on l, answering every request with text.
 func prServeText(t *testing.T, l net.Listener, text string) {
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	serveHTTP(t, l, &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, text)
-	})}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		hs.Serve(l)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-	})
+	})})
 }
 
 // prAccept accepts a connection from l within prWait; the cleanup closes it.
@@ -399,9 +374,7 @@ func prAccept(t *testing.T, l net.Listener) net.Conn {
 
 func prDial(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, prWait)
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
+	c := dialTCP(t, addr)
 	require.NoError(t, c.SetDeadline(time.Now().Add(prWait)))
 	return c
 }
@@ -584,12 +557,11 @@ func TestSOCKSRealClient(t *testing.T) {
 // end of matching: then it decides on what came.
 func TestRegexpDecidesAtDeadline(t *testing.T) {
 	checkLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l, MatchTimeout(300*time.Millisecond))
 	word := m.Match(Regexp(regexp.MustCompile(`^[A-Z]+$`), 64))
 	other := m.Match(Any())
-	prServeMux(t, m, l)
+	serveMux(t, m, l)
 
 	c := prDial(t, l.Addr().String())
 	io.WriteString(c, "HELLO") // and waits: the match stands at the deadline
@@ -700,13 +672,12 @@ func prGet(url string) string {
 
 func TestSilentSpeaksFirstSMTP(t *testing.T) {
 	checkLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l)
 	smtpL := m.Match(Silent(200 * time.Millisecond))
 	httpL := m.Match(HTTP1Fast())
 	sshL := m.Match(SSH())
-	prServeMux(t, m, l)
+	serveMux(t, m, l)
 	srv := prServeSMTP(t, smtpL)
 	prServeText(t, httpL, "http")
 
@@ -736,13 +707,12 @@ func TestSilentSpeaksFirstSMTP(t *testing.T) {
 // however long d: were they held for d, this test would time out.
 func TestSilentDoesNotDelayTalkers(t *testing.T) {
 	checkLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l, MatchTimeout(time.Hour))
 	smtpL := m.Match(Silent(time.Hour))
 	httpL := m.Match(HTTP1Fast())
 	anyL := m.Match(Any())
-	prServeMux(t, m, l)
+	serveMux(t, m, l)
 	prServeSMTP(t, smtpL)
 	prServeText(t, httpL, "http")
 	for range 5 {
@@ -761,8 +731,7 @@ func TestSilentMatchingDeadline(t *testing.T) {
 	checkLeaks(t)
 	for _, last := range []bool{false, true} {
 		t.Run(fmt.Sprintf("last=%v", last), func(t *testing.T) {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			require.NoError(t, err)
+			l := listenLoopback(t)
 			m := New(l, MatchTimeout(300*time.Millisecond))
 			var smtpL, httpL net.Listener
 			if last {
@@ -772,7 +741,7 @@ func TestSilentMatchingDeadline(t *testing.T) {
 				smtpL = m.Match(Silent(time.Hour))
 				httpL = m.Match(HTTP1Fast())
 			}
-			prServeMux(t, m, l)
+			serveMux(t, m, l)
 			srv := prServeSMTP(t, smtpL)
 			prServeText(t, httpL, "http")
 			prSendMail(t, l.Addr().String(), "hi\r\n")
@@ -786,8 +755,7 @@ func TestSilentMatchingDeadline(t *testing.T) {
 // wrapped for matching with a sniffer whose matching deadline is deadline.
 func prTCPPair(t *testing.T, deadline time.Time) (client net.Conn, mc *MuxConn) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	defer l.Close()
 	client = prDial(t, l.Addr().String())
 	server, err := l.Accept()
@@ -912,11 +880,10 @@ func (h *prH2Conn) get(t *testing.T, path string) (int, string) {
 
 func TestGRPCRESTOneConnection(t *testing.T) {
 	checkLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l)
 	h2L := m.Match(HTTP2())
-	prServeMux(t, m, l)
+	serveMux(t, m, l)
 
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, health.NewServer())
@@ -934,15 +901,7 @@ func TestGRPCRESTOneConnection(t *testing.T) {
 		mu.Unlock()
 		prGRPCOrREST(gs, rest).ServeHTTP(w, r)
 	})}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		hs.Serve(h2L)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-served
-	})
+	serveHTTP(t, h2L, hs)
 	addr := l.Addr().String()
 
 	// One HTTP/2 connection, as a proxy would use it: gRPC and REST
@@ -979,37 +938,18 @@ func TestGRPCRESTOneConnection(t *testing.T) {
 // REST requests a proxy later sends on it.
 func TestGRPCRESTNativeSplitRefusesMixedConnection(t *testing.T) {
 	checkLeaks(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	m := New(l)
 	grpcL := m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 	h2L := m.Match(HTTP2())
-	prServeMux(t, m, l)
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	grpcDone := make(chan struct{})
-	go func() {
-		defer close(grpcDone)
-		gs.Serve(grpcL)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-grpcDone
-	})
+	serveMux(t, m, l)
+	serveHealth(t, grpcL)
 	var protos http.Protocols
 	protos.SetUnencryptedHTTP2(true)
 	hs := &http.Server{Protocols: &protos, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "REST")
 	})}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		hs.Serve(h2L)
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-served
-	})
+	serveHTTP(t, h2L, hs)
 
 	h := prDialH2(t, l.Addr().String())
 	_, hc := h.health(t)

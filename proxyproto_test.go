@@ -296,18 +296,6 @@ func ppAsk(t *testing.T, addr string, pieces ...string) (reply, local, remote st
 	return strings.TrimSpace(line), c.LocalAddr().String(), c.RemoteAddr().String()
 }
 
-// ppErr returns the next error the mux reported.
-func ppErr(t *testing.T, errs chan error) error {
-	t.Helper()
-	select {
-	case err := <-errs:
-		return err
-	case <-time.After(thWait):
-		t.Fatal("no error reported")
-		return nil
-	}
-}
-
 func ppNoErr(t *testing.T, errs chan error) {
 	t.Helper()
 	select {
@@ -378,7 +366,7 @@ func TestProxyProtocol(t *testing.T) {
 	} {
 		got, _, _ := ppAsk(t, addr, in)
 		assert.Empty(t, got, "%q", in)
-		err := ppErr(t, errs)
+		err := nextErr(t, errs)
 		assert.ErrorIs(t, err, ErrProxyHeader)
 		assert.Contains(t, err.Error(), "malformed")
 		assert.Contains(t, err.Error(), "127.0.0.1:", "the error names the peer")
@@ -386,7 +374,7 @@ func TestProxyProtocol(t *testing.T) {
 	for _, in := range []string{"PROXY TCP4 192.0.2.1 1", string(ppCRCHeader[:30])} {
 		got, _, _ := ppAsk(t, addr, in)
 		assert.Empty(t, got, "%q", in)
-		err := ppErr(t, errs)
+		err := nextErr(t, errs)
 		assert.ErrorIs(t, err, ErrProxyHeader)
 		assert.ErrorIs(t, err, io.EOF)
 	}
@@ -404,7 +392,7 @@ func TestProxyProtocolLimits(t *testing.T) {
 	require.NoError(t, err)
 	_, err = c.Read(make([]byte, 1))
 	assert.ErrorIs(t, err, io.EOF, "the mux closes the connection")
-	err = ppErr(t, errs)
+	err = nextErr(t, errs)
 	assert.ErrorIs(t, err, ErrProxyHeader)
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
 
@@ -413,7 +401,7 @@ func TestProxyProtocolLimits(t *testing.T) {
 	big := ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false, ProxyTLV{0x05, make([]byte, 100)})
 	got, _, _ := ppAsk(t, addr, string(big)+"hello\n")
 	assert.Empty(t, got)
-	err = ppErr(t, errs)
+	err = nextErr(t, errs)
 	assert.ErrorIs(t, err, ErrProxyHeader)
 	assert.ErrorIs(t, err, ErrSniffLimit)
 	// One that fits.
@@ -431,7 +419,7 @@ func TestProxyProtocolRequired(t *testing.T) {
 	for _, in := range []string{"hello\n", "PROX", ""} {
 		got, _, _ = ppAsk(t, addr, in)
 		assert.Empty(t, got)
-		err := ppErr(t, errs)
+		err := nextErr(t, errs)
 		assert.ErrorIs(t, err, ErrProxyHeader)
 		assert.Contains(t, err.Error(), "missing")
 	}
@@ -447,7 +435,7 @@ func TestProxyProtocolUntrusted(t *testing.T) {
 	for _, in := range []string{header + "hello\n", string(ppCRCHeader) + "hello\n"} {
 		got, _, _ := ppAsk(t, addr, in)
 		assert.Empty(t, got)
-		err := ppErr(t, errs)
+		err := nextErr(t, errs)
 		assert.ErrorIs(t, err, ErrProxyHeader)
 		assert.Contains(t, err.Error(), "untrusted")
 	}
@@ -478,16 +466,7 @@ func TestProxyProtocolIPv6(t *testing.T) {
 	}
 	m := New(root, ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("::1/128")}}))
 	ppServeReport(t, m.Match(PrefixMatcher("hello")))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		m.Serve()
-	}()
-	t.Cleanup(func() {
-		m.Close()
-		root.Close()
-		<-done
-	})
+	serveMux(t, m, root)
 	got, _, _ := ppAsk(t, root.Addr().String(), "PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\nhello\n")
 	assert.Equal(t, "hello remote=[2001:db8::1]:1 local=[2001:db8::2]:2 v=1 tlvs=", got)
 
@@ -501,7 +480,7 @@ func TestProxyProtocolIPv6(t *testing.T) {
 // header.
 func TestProxyProtocolTLS(t *testing.T) {
 	checkLeaks(t)
-	pki := newTHPKI(t)
+	pki := newTestPKI(t)
 	m, addr, errs := thServedMux(t, ProxyProtocol(ProxyConfig{Trusted: ppLoopback, Required: true}))
 	httpsL := m.Match(TLSServerName("a.example.com"))
 	type ctxKey struct{}
@@ -512,20 +491,12 @@ func TestProxyProtocolTLS(t *testing.T) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, ctxKey{}, ppDescribe(c))
 		},
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "a", "a.example.com")}},
+		TLSConfig: serverTLS(pki.leaf(t, "a", "a.example.com")),
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		hs.ServeTLS(httpsL, "", "")
-	}()
-	t.Cleanup(func() {
-		hs.Close()
-		<-done
-	})
+	serveHTTPS(t, httpsL, hs)
 	header := ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1000, 443), true, ProxyTLV{0x02, []byte("a.example.com")})
 	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pki.roots},
+		TLSClientConfig: clientTLS(pki.roots),
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err == nil {
@@ -568,7 +539,7 @@ func TestProxyProtocolHeaderOfTLSMuxConn(t *testing.T) {
 func TestProxyProtocolHAProxy(t *testing.T) {
 	checkLeaks(t)
 	thNeed(t, "haproxy")
-	pki := newTHPKI(t)
+	pki := newTestPKI(t)
 	m, muxAddr, errs := thServedMux(t, ProxyProtocol(ProxyConfig{Trusted: ppLoopback, Required: true}))
 	describe := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s", r.Proto, r.Context().Value(ppCtxKey{}))
@@ -581,20 +552,12 @@ func TestProxyProtocolHAProxy(t *testing.T) {
 		tls bool
 	}{{m.Match(TLSServerName("a.example.com")), true}, {m.Match(HTTP1Fast()), false}} {
 		hs := &http.Server{Handler: describe, ConnContext: connCtx}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if srv.tls {
-				hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "a", "a.example.com")}}
-				hs.ServeTLS(srv.l, "", "")
-			} else {
-				hs.Serve(srv.l)
-			}
-		}()
-		t.Cleanup(func() {
-			hs.Close()
-			<-done
-		})
+		if srv.tls {
+			hs.TLSConfig = serverTLS(pki.leaf(t, "a", "a.example.com"))
+			serveHTTPS(t, srv.l, hs)
+		} else {
+			serveHTTP(t, srv.l, hs)
+		}
 	}
 
 	has6 := false
@@ -640,7 +603,7 @@ backend be_v2
 		var clientAddr string
 		tr := &http.Transport{
 			ForceAttemptHTTP2: true,
-			TLSClientConfig:   &tls.Config{RootCAs: pki.roots},
+			TLSClientConfig:   clientTLS(pki.roots),
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: local}}
 				c, err := d.DialContext(ctx, network, via)

@@ -4,17 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,7 +23,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 )
@@ -37,121 +30,24 @@ import (
 // thWait bounds every wait of the TLS and PROXY protocol tests.
 const thWait = 10 * time.Second
 
-// thPKI is a test CA.
-type thPKI struct {
-	roots *x509.CertPool
-	ca    *x509.Certificate
-	key   *ecdsa.PrivateKey
-}
-
-func newTHPKI(t testing.TB) *thPKI {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "cmux test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &thPKI{roots: roots, ca: ca, key: key}
-}
-
-var thSerial struct {
-	sync.Mutex
-	n int64
-}
-
-// leaf returns a certificate named cn for the DNS names, for servers and
-// clients.
-func (p *thPKI) leaf(t testing.TB, cn string, names ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	thSerial.Lock()
-	thSerial.n++
-	serial := thSerial.n + 1
-	thSerial.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     names,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // thServedMux starts Serve on a new mux on 127.0.0.1; its handled errors
 // go to errs. The cleanup closes the mux and the root listener and waits
 // for Serve to return.
 func thServedMux(t *testing.T, opts ...Option) (m CMux, addr string, errs chan error) {
 	t.Helper()
-	root, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	root := listenLoopback(t)
 	m = New(root, opts...)
-	errs = make(chan error, 100)
-	m.HandleError(func(err error) bool {
-		select {
-		case errs <- err:
-		default:
-		}
-		return true
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = m.Serve()
-	}()
-	t.Cleanup(func() {
-		m.Close()
-		root.Close()
-		select {
-		case <-done:
-		case <-time.After(thWait):
-			t.Error("Serve did not return")
-		}
-	})
+	errs = errorChan(m, 100)
+	serveMux(t, m, root)
 	return m, root.Addr().String(), errs
 }
 
 // thServe runs handle on every connection l accepts, each in its own
 // goroutine. The cleanup closes l and waits for the handlers.
 func thServe(t *testing.T, l net.Listener, handle func(net.Conn)) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(thWait))
-				handle(c)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		wg.Wait()
+	serveConns(t, l, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(thWait))
+		handle(c)
 	})
 }
 
@@ -511,7 +407,7 @@ func TestTLSHelloServerNamePatterns(t *testing.T) {
 // "legacy" (TLS 1.2 and older), "nosni" (no SNI), "tls13", then "raw"
 // for the rest.
 func thRoutingMux(t *testing.T, opts ...Option) string {
-	pki := newTHPKI(t)
+	pki := newTestPKI(t)
 	m, addr, _ := thServedMux(t, opts...)
 	routes := []struct {
 		id string
@@ -628,8 +524,7 @@ func TestTLSHelloSplitRecords(t *testing.T) {
 // first flight (the ClientHello) rewritten into records of size bytes,
 // written in pieces that split record headers too.
 func thSplitRelay(t *testing.T, addr string, size int) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
+	l := listenLoopback(t)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -721,9 +616,9 @@ func TestTLSHelloSniffLimit(t *testing.T) {
 	require.Greater(t, len(thHello(t, cfg)), 2048)
 	for _, limit := range []int{1024, DefaultMaxSniffBytes} {
 		m, addr, _ := thServedMux(t, MaxSniffBytes(limit))
-		pki := newTHPKI(t)
-		thServeID(t, m.Match(TLSServerName("a.example.com")), "a", &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "a", "a.example.com")}})
-		thServeID(t, m.Match(Any()), "any", &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "any", "a.example.com")}})
+		pki := newTestPKI(t)
+		thServeID(t, m.Match(TLSServerName("a.example.com")), "a", serverTLS(pki.leaf(t, "a", "a.example.com")))
+		thServeID(t, m.Match(Any()), "any", serverTLS(pki.leaf(t, "any", "a.example.com")))
 		want := "a  a.example.com"
 		if limit == 1024 {
 			want = "any  a.example.com"
@@ -747,8 +642,8 @@ func TestTLSHelloParsedOnce(t *testing.T) {
 		})
 	}
 	thServeNone(t, m.Match(record(false), TLSServerName("other"), TLSALPN("other")), "first listener")
-	pki := newTHPKI(t)
-	thServeID(t, m.Match(TLSVersion(0x0300), record(true)), "second", &tls.Config{Certificates: []tls.Certificate{pki.leaf(t, "a", "a.example.com")}})
+	pki := newTestPKI(t)
+	thServeID(t, m.Match(TLSVersion(0x0300), record(true)), "second", serverTLS(pki.leaf(t, "a", "a.example.com")))
 	assert.Equal(t, "second  a.example.com", thAskTLS(t, addr, &tls.Config{ServerName: "a.example.com", RootCAs: pki.roots}))
 	mu.Lock()
 	defer mu.Unlock()
@@ -763,7 +658,7 @@ func TestTLSHelloParsedOnce(t *testing.T) {
 // its own tls.Config.
 func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	checkLeaks(t)
-	pki := newTHPKI(t)
+	pki := newTestPKI(t)
 	apiCert := pki.leaf(t, "api", "api.example.com")
 	adminCert := pki.leaf(t, "admin", "admin.example.com")
 	clientCert := pki.leaf(t, "client-1")
@@ -776,7 +671,7 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	// gRPC, with its own TLS credentials.
 	var mu sync.Mutex
 	var grpcState tls.ConnectionState
-	gs := grpc.NewServer(
+	serveHealth(t, grpcL,
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			Certificates: []tls.Certificate{apiCert},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -793,16 +688,6 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 			return h(ctx, req)
 		}),
 	)
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	grpcDone := make(chan struct{})
-	go func() {
-		defer close(grpcDone)
-		gs.Serve(grpcL)
-	}()
-	t.Cleanup(func() {
-		gs.Stop()
-		<-grpcDone
-	})
 
 	describe := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil {
@@ -816,16 +701,7 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 		fmt.Fprintf(w, "%s %s %s %s", r.Proto, r.TLS.NegotiatedProtocol, r.TLS.ServerName, cn)
 	})
 	serveTLS := func(l net.Listener, cfg *tls.Config) {
-		hs := &http.Server{Handler: describe, TLSConfig: cfg, ErrorLog: nil}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			hs.ServeTLS(l, "", "")
-		}()
-		t.Cleanup(func() {
-			hs.Close()
-			<-done
-		})
+		serveHTTPS(t, l, &http.Server{Handler: describe, TLSConfig: cfg, ErrorLog: nil})
 	}
 	serveTLS(httpsL, &tls.Config{
 		Certificates: []tls.Certificate{apiCert},
@@ -833,7 +709,7 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 		ClientCAs:    pki.roots,
 		NextProtos:   []string{"http/1.1"},
 	})
-	serveTLS(adminL, &tls.Config{Certificates: []tls.Certificate{adminCert}})
+	serveTLS(adminL, serverTLS(adminCert))
 
 	// gRPC client with a client certificate.
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
