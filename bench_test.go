@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -399,5 +401,19 @@ func BenchmarkDownload(b *testing.B) {
 			}
 			reportCPU(b, start)
 		})
+	}
+}
+
+// BenchmarkRegexpTrickle measures Regexp on a client that sends 60,000
+// bytes one at a time and never matches: the work must stay about linear
+// in the bytes, not quadratic.
+func BenchmarkRegexpTrickle(b *testing.B) {
+	mt := Regexp(regexp.MustCompile(`[a-z]+\d`), 60000)
+	flight := bytes.Repeat([]byte("a"), 60000)
+	b.SetBytes(int64(len(flight)))
+	for i := 0; i < b.N; i++ {
+		if mt(iotest.OneByteReader(bytes.NewReader(flight))) {
+			b.Fatal("matched")
+		}
 	}
 }

@@ -153,6 +153,11 @@ func pgHeaderPrefix(h []byte) bool {
 //     position ($, \z, \b or \B) and the match ends at the last byte at
 //     hand: then the next byte could undo the match, and it reads on.
 //
+// To bound the work on a client that sends its bytes one by one, past the
+// first 1 KiB it runs re again only when the bytes at hand have doubled, or
+// when the text is complete: a match that ends after the first 1 KiB may be
+// seen later than its last byte.
+//
 // Past its literal prefix it cannot tell that no further byte could make re
 // match, so a connection that does not match costs n bytes, or waits until
 // the client ends it or the matching deadline expires. A client that sends
@@ -168,6 +173,10 @@ func Regexp(re *regexp.Regexp, n int) Matcher {
 	}
 	prefix, _ := re.LiteralPrefix()
 	m := &reMatcher{re: re, n: n, prefix: prefix, endSensitive: reLooksAhead(re.String())}
+	// Anchored, re tries the first byte only, instead of every start.
+	if anchored, err := regexp.Compile(`\A(?:` + re.String() + `)`); err == nil {
+		m.re = anchored
+	}
 	return func(r io.Reader) bool { return m.match(asPeeker(r)) }
 }
 
@@ -180,8 +189,13 @@ type reMatcher struct {
 	endSensitive bool
 }
 
+// reEagerBytes is how much text Regexp runs re on each time bytes arrive;
+// past it, only each time the text has doubled.
+const reEagerBytes = 1 << 10
+
 func (m *reMatcher) match(p peeker) bool {
 	var err error
+	ran := 0 // length of the text re last ran on
 	for {
 		b := p.buffered()
 		if len(b) > m.n {
@@ -192,7 +206,8 @@ func (m *reMatcher) match(p peeker) bool {
 		if string(b[:k]) != m.prefix[:k] {
 			return false
 		}
-		if len(b) >= len(m.prefix) || final {
+		if final || len(b) >= len(m.prefix) && (len(b) <= reEagerBytes || len(b) >= 2*ran) {
+			ran = len(b)
 			text := b
 			if !final {
 				text = completeRunes(b)
