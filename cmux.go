@@ -1,20 +1,3 @@
-// Package cmux serves many protocols on one TCP port.
-//
-// Wrap a listener with New, ask for one child listener per protocol with
-// Match or MatchWithWriters, hand the children to their servers (grpc-go,
-// net/http, net/rpc, crypto/tls, anything that takes a net.Listener) and call
-// Serve. The mux accepts each connection, reads its first bytes into a
-// replay buffer, runs the matchers in registration order and delivers the
-// connection, bytes intact, to the first listener whose matcher says yes.
-//
-// cmux is a drop-in replacement for github.com/soheilhy/cmux: every exported
-// identifier of its v0.1.5 keeps its name and signature. It differs where
-// that version is wrong: HTTP/2 connections survive any mix of writer
-// matchers and HTTP/2 servers (see HTTP2MatchHeaderFieldSendSettings),
-// sniffing is bounded in bytes (MaxSniffBytes) and time (MatchTimeout), Close
-// aborts connections still being matched, closing a child listener does not
-// close the others, and the delivered connection keeps what the underlying
-// one can do (sendfile, splice, half-close, TLS state).
 package cmux
 
 import (
@@ -54,7 +37,9 @@ type CMux interface {
 	// Serve accepts connections from the root listener and dispatches them
 	// until the root's Accept fails with an error that is not temporary,
 	// the error handler returns false, or Close is called. It returns the
-	// error that stopped it; see the package documentation of errors.
+	// error that stopped it (see "Errors and shutdown" in the package
+	// documentation). Serve may be called once; later calls return an
+	// error at once.
 	Serve() error
 	// Close stops Serve, aborts the connections still being matched, closes
 	// the connections queued for child listeners and makes every child's
@@ -90,11 +75,14 @@ func MaxSniffBytes(n int) Option {
 	return func(c *config) { c.maxSniff = max(n, 64) }
 }
 
-// MatchTimeout bounds the time from accepting a connection to delivering it
-// (DefaultMatchTimeout unless set; zero means no bound). When it expires,
-// matchers that read read a timeout error and say no, so the connection can
-// still match Any(). The mux clears the read deadline it set before it
-// delivers the connection. SetReadTimeout sets the same bound.
+// MatchTimeout bounds the time from accepting a connection to the decision
+// of its matchers (DefaultMatchTimeout unless set; zero means no bound).
+// When it expires, matchers that read read a timeout error and say no, so
+// the connection can still match Any(). The mux clears the read deadline it
+// set before it delivers the connection. SetReadTimeout sets the same
+// bound. A matched connection then waits for room in its listener's queue
+// (1024 connections) until the listener accepts it, is closed, or the mux
+// stops.
 func MatchTimeout(d time.Duration) Option {
 	return func(c *config) { c.matchTimeout = max(d, 0) }
 }
@@ -226,7 +214,14 @@ func (m *cMux) Serve() error {
 		case <-acceptDone:
 		default:
 			if d.SetDeadline(aLongTimeAgo) == nil {
-				<-acceptDone
+				// A listener whose Accept ignores the deadline must not
+				// hold Serve: its accept loop ends when it is closed.
+				t := time.NewTimer(time.Second)
+				select {
+				case <-acceptDone:
+				case <-t.C:
+				}
+				t.Stop()
 				_ = d.SetDeadline(time.Time{})
 			}
 		}
@@ -245,6 +240,17 @@ func (m *cMux) Serve() error {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
+// errNilConn stands for a connection the root listener returned as nil
+// without an error: a bug of that listener, reported and retried like a
+// temporary error.
+var errNilConn error = &tempError{"cmux: root listener returned a nil connection"}
+
+type tempError struct{ msg string }
+
+func (e *tempError) Error() string   { return e.msg }
+func (e *tempError) Timeout() bool   { return false }
+func (e *tempError) Temporary() bool { return true }
+
 // acceptLoop accepts connections and starts matching each in its own
 // goroutine until the root listener fails or the mux stops.
 func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
@@ -252,6 +258,9 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 	var delay time.Duration
 	for {
 		c, err := m.root.Accept()
+		if err == nil && c == nil {
+			err = errNilConn
+		}
 		if err != nil {
 			if m.stopped() {
 				return
@@ -405,18 +414,6 @@ func (m *cMux) newConn(c net.Conn) *MuxConn {
 // serveConn matches c and delivers it, or closes it.
 func (m *cMux) serveConn(c *MuxConn) {
 	defer m.wg.Done()
-	defer func() {
-		if v := recover(); v != nil {
-			buf := make([]byte, 4<<10)
-			buf = buf[:runtime.Stack(buf, false)]
-			if m.untrack(c) {
-				c.Conn.Close()
-			}
-			c.endMatching(false)
-			m.report(&matcherPanic{remote: remoteAddr(c), value: v, stack: buf})
-		}
-	}()
-
 	timeout := time.Duration(m.timeout.Load())
 	if timeout > 0 {
 		c.sniff.deadline = time.Now().Add(timeout)
@@ -425,22 +422,41 @@ func (m *cMux) serveConn(c *MuxConn) {
 	if m.proxy != nil && !m.readProxyHeader(c) {
 		return
 	}
-	for _, l := range *m.lst.Load() {
-		for _, mt := range l.matchers {
-			c.sniff.rewind()
-			if mt(&c.sniff, &c.sniff) {
-				m.deliver(c, l, timeout > 0)
-				return
-			}
-		}
+	l, err := m.match(c)
+	if l != nil {
+		m.deliver(c, l, timeout > 0)
+		return
 	}
 	if m.untrack(c) {
 		c.Conn.Close()
 		c.endMatching(false)
-		m.report(ErrNotMatched{c: c})
+		m.report(err)
 		return
 	}
+	// The mux stopped and closed c: nothing to report.
 	c.endMatching(false)
+}
+
+// match runs the matchers on c and returns the listener of the first that
+// says yes; if none does, it returns ErrNotMatched, or the panic of a
+// matcher.
+func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			buf := make([]byte, 4<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			l, err = nil, &matcherPanic{remote: remoteAddr(c), value: v, stack: buf}
+		}
+	}()
+	for _, l := range *m.lst.Load() {
+		for _, mt := range l.matchers {
+			c.sniff.rewind()
+			if mt(&c.sniff, &c.sniff) {
+				return l, nil
+			}
+		}
+	}
+	return nil, ErrNotMatched{c: c}
 }
 
 // report gives err to the error handler and stops Serve if it says so.
@@ -509,6 +525,12 @@ func (l *muxListener) Accept() (net.Conn, error) {
 	}
 	select {
 	case c := <-l.connc:
+		// Close may have run while we received: what it would have
+		// drained is closed, not handed out.
+		if l.closed.Load() {
+			c.Close()
+			return nil, ErrListenerClosed
+		}
 		return c, nil
 	case <-l.closec:
 		return nil, ErrListenerClosed
@@ -558,6 +580,7 @@ type ErrNotMatched struct {
 	c net.Conn
 }
 
+// Error names the connection's remote address.
 func (e ErrNotMatched) Error() string {
 	return fmt.Sprintf("mux: connection from %v not matched by any matcher", remoteAddr(e.c))
 }

@@ -7,36 +7,7 @@ import (
 	"sync"
 )
 
-// HTTP/2 on one port.
-//
-// The header matchers (HTTP2HeaderField and the rest) need the client's
-// first HEADERS frame, but gRPC clients send only the connection preface and
-// their SETTINGS, then wait for the server's SETTINGS before they send
-// HEADERS. So, when such a matcher has read the client's SETTINGS and would
-// otherwise wait for more, the mux writes one SETTINGS frame of its own
-// (muxSettingsFrame). That is the only thing the mux ever writes, at most
-// once per connection, and only after a valid preface and a client SETTINGS
-// frame that is not an ACK.
-//
-// That frame would upset the server that finally gets the connection: the
-// client ACKs it, and a server that receives an ACK of SETTINGS it never
-// sent fails the connection (golang.org/x/net/http2 answers PROTOCOL_ERROR).
-// So on a connection where the mux wrote SETTINGS:
-//
-//   - reads of the delivered connection drop the client's first SETTINGS
-//     ACK frame, wherever it falls, and pass every other byte on untouched;
-//   - the server's first SETTINGS frame, the one that follows the mux's on
-//     the wire, is kept consistent with the mux's: a value of
-//     SETTINGS_NO_RFC7540_PRIORITIES, which RFC 9218 forbids to change after
-//     the first SETTINGS frame, is written as the 1 the mux declared.
-//
-// Delivery never waits for the ACK. The mux declares
-// SETTINGS_NO_RFC7540_PRIORITIES = 1 (as golang.org/x/net/http2 and net/http
-// servers do) and nothing else, so the client keeps the RFC 9113 defaults
-// until the real server's SETTINGS arrive. It does not declare
-// SETTINGS_ENABLE_CONNECT_PROTOCOL: clients that look for it only in the
-// first SETTINGS frame (such as Go's) do not use extended CONNECT (RFC 8441)
-// on connections where the mux wrote SETTINGS.
+// The HTTP/2 behaviour is described in the package documentation (doc.go).
 
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -89,7 +60,7 @@ func HTTP2() Matcher {
 //
 // Through the mux, when the client has sent its SETTINGS and waits, the mux
 // writes its SETTINGS frame so that clients that wait for it (gRPC) go on;
-// see the package documentation of HTTP/2. So HTTP2HeaderField and
+// see "HTTP/2" in the package documentation. So HTTP2HeaderField and
 // HTTP2MatchHeaderFieldSendSettings behave alike on a mux; they differ only
 // when called on a reader that is not the mux's, where this one never
 // writes.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,4 +101,85 @@ func TestHTTP2HeaderFieldManyFields(t *testing.T) {
 	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
 	require.True(t, HTTP2HeaderField("content-type", "application/grpc")(bytes.NewReader(flight.Bytes())))
 	require.False(t, HTTP2HeaderField("content-type", "text/plain")(bytes.NewReader(flight.Bytes())))
+}
+
+// nilOnceListener returns a nil connection without an error once, then
+// what its embedded listener accepts.
+type nilOnceListener struct {
+	net.Listener
+	once atomic.Bool
+}
+
+func (l *nilOnceListener) Accept() (net.Conn, error) {
+	if l.once.CompareAndSwap(false, true) {
+		return nil, nil
+	}
+	return l.Listener.Accept()
+}
+
+// A root listener that returns a nil connection is reported and retried,
+// not dereferenced.
+func TestRootAcceptNilConn(t *testing.T) {
+	checkLeaks(t)
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tl.Close()
+	m := New(&nilOnceListener{Listener: tl})
+	errs := make(chan error, 10)
+	m.HandleError(func(err error) bool { errs <- err; return true })
+	l := m.Match(Any())
+	served := make(chan error, 1)
+	go func() { served <- m.Serve() }()
+	defer func() {
+		m.Close()
+		<-served
+	}()
+	c, err := net.Dial("tcp", tl.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	sc, err := l.Accept()
+	require.NoError(t, err)
+	sc.Close()
+	select {
+	case err := <-errs:
+		require.ErrorIs(t, err, errNilConn)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the nil connection was not reported")
+	}
+}
+
+// deafListener has SetDeadline, but its Accept does not heed it.
+type deafListener struct {
+	net.Listener
+	release chan struct{}
+}
+
+func (l *deafListener) Accept() (net.Conn, error) {
+	<-l.release
+	return nil, net.ErrClosed
+}
+
+func (l *deafListener) SetDeadline(time.Time) error { return nil }
+
+// Close makes Serve return even when the root listener's Accept cannot be
+// interrupted; the accept loop ends when the listener does.
+func TestCloseWithDeafListener(t *testing.T) {
+	checkLeaks(t)
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tl.Close()
+	dl := &deafListener{Listener: tl, release: make(chan struct{})}
+	defer close(dl.release)
+	m := New(dl)
+	m.Match(Any())
+	served := make(chan error, 1)
+	go func() { served <- m.Serve() }()
+	time.Sleep(20 * time.Millisecond)
+	m.Close()
+	select {
+	case err := <-served:
+		require.ErrorIs(t, err, ErrServerClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
 }

@@ -7,9 +7,8 @@ import (
 	"sync"
 )
 
-// TLS ClientHello matchers.
-//
-// The matchers below read the client's ClientHello, the first message of a
+// The TLS ClientHello matchers below (see "TLS" in the package
+// documentation) read the client's ClientHello, the first message of a
 // TLS handshake, without terminating TLS: the connection is delivered with
 // every byte intact, and the server behind the child listener (crypto/tls,
 // a gRPC server with TLS credentials, http.Server.ServeTLS, a TLS proxy)

@@ -1,0 +1,104 @@
+// Package cmux serves many protocols on one TCP port.
+//
+// Wrap a listener with New, ask for one child listener per protocol with
+// Match or MatchWithWriters, hand the children to their servers (grpc-go,
+// net/http, net/rpc, crypto/tls, anything that takes a net.Listener) and call
+// Serve. The mux accepts each connection, reads its first bytes into a
+// replay buffer, runs the matchers in registration order and delivers the
+// connection, bytes intact, to the first listener whose matcher says yes.
+//
+// cmux is a drop-in replacement for github.com/soheilhy/cmux: every exported
+// identifier of its v0.1.5 keeps its name and signature. It differs where
+// that version is wrong: HTTP/2 connections survive any mix of writer
+// matchers and HTTP/2 servers, sniffing is bounded in bytes (MaxSniffBytes)
+// and time (MatchTimeout), Close aborts connections still being matched,
+// closing a child listener does not close the others, and the delivered
+// connection keeps what the underlying one can do (sendfile, splice,
+// half-close, TLS state).
+//
+// # Matching
+//
+// Listeners are tried in the order Match and MatchWithWriters were called,
+// the matchers of one call in argument order; the first matcher that says
+// yes wins. Every matcher reads the connection from its first byte, whatever
+// earlier matchers read. The built-in matchers decide as early as the bytes
+// allow: they say no on the first byte that rules them out and never wait
+// for a byte they do not need. A connection no matcher wants is closed and
+// reported to the error handler as ErrNotMatched.
+//
+// The child listener's Accept returns a *MuxConn (see its documentation for
+// connections with TLS state) that reads exactly what the client sent, from
+// the first byte; once the bytes read while matching are consumed, reads go
+// straight to the underlying connection.
+//
+// # HTTP/2
+//
+// The HTTP/2 header matchers (HTTP2HeaderField, HTTP2HeaderFieldPrefix and
+// their SendSettings variants) need the client's first HEADERS frame, but
+// gRPC clients send only the connection preface and their SETTINGS, then
+// wait for the server's SETTINGS before they send HEADERS. So, when such a
+// matcher has read a valid preface and a client SETTINGS frame that is not
+// an ACK, and would otherwise wait for more bytes, the mux writes one
+// SETTINGS frame of its own, declaring SETTINGS_NO_RFC7540_PRIORITIES = 1.
+// That is the only thing the mux ever writes, at most once per connection,
+// however many matchers run; a client whose first flight already holds its
+// HEADERS gets nothing.
+//
+// That frame would upset the server that finally gets the connection: the
+// client ACKs it, and a server that receives an ACK of SETTINGS it never
+// sent fails the connection (golang.org/x/net/http2 answers PROTOCOL_ERROR).
+// So on a connection where the mux wrote SETTINGS:
+//
+//   - reads of the delivered connection drop the client's first SETTINGS
+//     ACK frame sent after the mux's SETTINGS, wherever it falls and however
+//     it is split across reads, and pass every other byte on untouched;
+//   - the server's first SETTINGS frame, which the client sees after the
+//     mux's, is kept consistent with it: any value of
+//     SETTINGS_NO_RFC7540_PRIORITIES, which RFC 9218 forbids to change after
+//     the first SETTINGS frame, is written as the 1 the mux declared.
+//
+// Delivery never waits for the ACK. The mux declares nothing else, so the
+// client keeps the RFC 9113 defaults until the real server's SETTINGS
+// arrive. It does not declare SETTINGS_ENABLE_CONNECT_PROTOCOL: clients that
+// look for it only in the first SETTINGS frame (such as Go's) do not use
+// extended CONNECT (RFC 8441) on connections where the mux wrote SETTINGS.
+// Any server may get the connection afterwards: grpc-go,
+// golang.org/x/net/http2, net/http with unencrypted HTTP/2, or a byte proxy
+// to one of them.
+//
+// # TLS
+//
+// TLS matches the record layer of a TLS handshake. TLSServerName, TLSALPN,
+// TLSVersion and TLSClientHello read the whole ClientHello without
+// terminating TLS: each server behind the mux performs the handshake with
+// its own configuration. To terminate TLS once for every protocol instead,
+// wrap the root listener with tls.NewListener; the delivered connection then
+// has a ConnectionState method, so net/http fills Request.TLS.
+//
+// # Errors and shutdown
+//
+// Serve returns when the root listener's Accept fails with an error that is
+// not temporary (temporary ones are retried with a back-off), when the error
+// handler returns false, or after Close. Every error it returns because the
+// root listener or the mux was closed satisfies errors.Is(err,
+// net.ErrClosed) and contains "use of closed network connection"; after
+// Close it also satisfies errors.Is(err, ErrServerClosed).
+//
+// Close makes Serve return at once, closes the connections still being
+// matched and those queued for child listeners, and makes every child's
+// Accept return ErrServerClosed; it does not close the root listener. After
+// the root listener is closed, children hand out the connections already
+// queued for them, then return ErrListenerClosed. Closing a child listener
+// stops deliveries to it alone. Once Serve has returned, every goroutine the
+// mux started has exited (where the root listener's Accept can be
+// interrupted with SetDeadline, as TCP and Unix listeners' can; otherwise
+// once the root listener is closed).
+//
+// # Limits
+//
+// A connection may send at most MaxSniffBytes while it is matched, and must
+// be matched within MatchTimeout. Past either bound matchers read an error
+// and say no, so the connection can still go to Any(). A matcher that panics
+// has its connection closed and the panic reported as an error matching
+// ErrMatcherPanic.
+package cmux
