@@ -30,6 +30,7 @@ type btConn struct {
 	stallAt  int
 	reads    int
 	wrote    []byte
+	wroteAt  int // bytes read before the first write
 }
 
 // btReadSize maps a size byte to a read size: 0 to 127 as is, above that
@@ -78,6 +79,9 @@ func (c *btConn) Read(p []byte) (int, error) {
 }
 
 func (c *btConn) Write(p []byte) (int, error) {
+	if c.wrote == nil {
+		c.wroteAt = c.off
+	}
 	c.wrote = append(c.wrote, p...)
 	return len(p), nil
 }
@@ -271,7 +275,7 @@ func FuzzSniffer(f *testing.F) {
 		c.endMatching(true)
 		exp := src
 		if c.wroteSettings {
-			exp = btDropAck(src, c.ack.notBefore)
+			exp = btDropAck(src, conn.wroteAt)
 		}
 		var got []byte
 		if !stalled && len(sizes) > 0 && sizes[0]%4 == 0 {
