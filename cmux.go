@@ -419,21 +419,28 @@ func (m *cMux) serveConn(c *MuxConn) {
 		c.sniff.deadline = time.Now().Add(timeout)
 		_ = c.Conn.SetReadDeadline(c.sniff.deadline)
 	}
-	if m.proxy != nil && !m.readProxyHeader(c) {
-		return
+	if m.proxy != nil {
+		if err := m.readProxyHeader(c); err != nil {
+			m.drop(c, err)
+			return
+		}
 	}
-	l, err := m.match(c)
-	if l != nil {
+	if l, err := m.match(c); l != nil {
 		m.deliver(c, l, timeout > 0)
-		return
+	} else {
+		m.drop(c, err)
 	}
+}
+
+// drop closes c, which is not to be delivered, and reports err, unless the
+// mux stopped and closed c already: then there is nothing to report.
+func (m *cMux) drop(c *MuxConn, err error) {
 	if m.untrack(c) {
 		c.Conn.Close()
 		c.endMatching(false)
 		m.report(err)
 		return
 	}
-	// The mux stopped and closed c: nothing to report.
 	c.endMatching(false)
 }
 

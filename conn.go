@@ -73,6 +73,7 @@ func (c *MuxConn) endMatching(delivered bool) {
 	c.sniff.releaseOld()
 	c.replay = c.sniff.buf
 	if len(c.replay) == 0 {
+		c.replay = nil
 		c.sniff.release()
 	}
 	if c.wroteSettings {

@@ -11,6 +11,9 @@ import (
 
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
+// prefaceTree matches the preface, deciding on the first byte that differs.
+var prefaceTree = newPatricia(http2Preface)
+
 // HTTP/2 frame types and flags (RFC 9113 §6).
 const (
 	frameData         = 0x0
@@ -50,7 +53,7 @@ var errH2 = errors.New("cmux: not an HTTP/2 connection with a valid first header
 // HTTP2 matches the HTTP/2 client connection preface. It says no on the
 // first byte that differs from the preface.
 func HTTP2() Matcher {
-	return func(r io.Reader) bool { return hasPrefix(asPeeker(r), http2Preface) }
+	return func(r io.Reader) bool { return prefaceTree.match(asPeeker(r)) }
 }
 
 // HTTP2HeaderField matches an HTTP/2 connection whose first request has the
@@ -191,7 +194,7 @@ func putH2Parse(hp *h2Parse) {
 // have arrived, it has sw write the mux's SETTINGS before it waits for more
 // bytes. The result is in hp.err and hp.dec.
 func (hp *h2Parse) run(p peeker, sw settingsWriter) {
-	if !hasPrefix(p, http2Preface) {
+	if !prefaceTree.match(p) {
 		hp.err = errH2
 		return
 	}
@@ -471,18 +474,6 @@ func (r *settingsRewriter) write(w io.Writer, p []byte) (int, error) {
 		return w.Write(fixed)
 	}
 	return w.Write(p)
-}
-
-// hasPrefix reports whether the connection p peeks starts with prefix. It
-// says no on the first byte that differs, without waiting for more.
-func hasPrefix(p peeker, prefix string) bool {
-	for off := 0; off < len(prefix); off++ {
-		b, _ := p.peek(off + 1)
-		if len(b) <= off || b[off] != prefix[off] {
-			return false
-		}
-	}
-	return true
 }
 
 // lowerASCII returns s with ASCII upper-case letters in lower case.

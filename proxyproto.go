@@ -187,11 +187,11 @@ func (e *proxyError) Unwrap() []error {
 
 // readProxyHeader handles the PROXY protocol header of c. It reports false
 // if c was closed.
-func (m *cMux) readProxyHeader(c *MuxConn) bool {
+func (m *cMux) readProxyHeader(c *MuxConn) error {
 	pc := m.proxy
 	trusted := pc.trusts(c.Conn.RemoteAddr())
 	if !trusted && pc.pass {
-		return true
+		return nil
 	}
 	var err error
 	switch v := detectProxyHeader(&c.sniff); {
@@ -208,18 +208,10 @@ func (m *cMux) readProxyHeader(c *MuxConn) bool {
 			c.sniff.consume(n)
 		}
 	}
-	if err == nil {
-		return true
+	if err != nil {
+		err.(*proxyError).remote = remoteAddr(c.Conn)
 	}
-	err.(*proxyError).remote = remoteAddr(c.Conn)
-	if m.untrack(c) {
-		c.Conn.Close()
-		c.endMatching(false)
-		m.report(err)
-		return false
-	}
-	c.endMatching(false) // the mux stopped and closed c
-	return false
+	return err
 }
 
 // trusts reports whether the remote address a is in a trusted network.
