@@ -64,6 +64,8 @@ type config struct {
 	maxSniff     int
 	matchTimeout time.Duration
 	proxy        *proxyConfig // nil: no PROXY protocol
+	independent  bool         // IndependentListeners
+	exposeTLS    bool         // ExposeConnectionState
 }
 
 // MaxSniffBytes bounds the bytes the mux reads from a connection while
@@ -87,23 +89,63 @@ func MatchTimeout(d time.Duration) Option {
 	return func(c *config) { c.matchTimeout = max(d, 0) }
 }
 
-// New returns a mux of the connections l accepts.
-func New(l net.Listener, opts ...Option) CMux {
+// IndependentListeners makes child listeners independent of each other and
+// of the root listener: closing one stops deliveries to it alone (its
+// Accept returns ErrListenerClosed, the connections queued for it are
+// closed, and later connections that match it are closed), while the root
+// listener and the other children go on.
+//
+// Without this option a child's Close closes the root listener, as in
+// github.com/soheilhy/cmux v0.1.5: Serve then returns, and every child's
+// Accept returns ErrListenerClosed. Programs rely on that to shut down:
+// stopping one server (http.Server.Shutdown, grpc.Server.GracefulStop)
+// closes its listener and so ends Serve.
+func IndependentListeners() Option {
+	return func(c *config) { c.independent = true }
+}
+
+// ExposeConnectionState makes the delivered connection of a mux whose
+// underlying connections have a ConnectionState() tls.ConnectionState
+// method (a root listener made by tls.NewListener) have that method too.
+// net/http then fills Request.TLS and serves HTTP/2 only after ALPN "h2".
+//
+// Without this option the delivered connection is a *MuxConn, which has
+// no ConnectionState method, as in github.com/soheilhy/cmux v0.1.5: net/http
+// treats it as a plain connection (so h2c works inside the decrypted stream)
+// and Request.TLS is nil.
+func ExposeConnectionState() Option {
+	return func(c *config) { c.exposeTLS = true }
+}
+
+// New returns a mux of the connections l accepts, with the defaults of
+// github.com/soheilhy/cmux v0.1.5 where a program can observe them. Use
+// NewWithOptions to configure it.
+func New(l net.Listener) CMux { return NewWithOptions(l) }
+
+// NewWithOptions returns a mux of the connections l accepts, configured by
+// opts. NewWithOptions(l) is New(l).
+//
+// A nil l is reported by Serve, which returns an error at once.
+func NewWithOptions(l net.Listener, opts ...Option) CMux {
 	cfg := config{maxSniff: DefaultMaxSniffBytes, matchTimeout: DefaultMatchTimeout}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	m := &cMux{
-		root:      l,
-		pools:     newBufferPools(cfg.maxSniff),
-		maxSniff:  cfg.maxSniff,
-		donec:     make(chan struct{}),
-		quit:      make(chan struct{}),
-		servedone: make(chan struct{}),
-		stopc:     make(chan error, 1),
-		conns:     make(map[*MuxConn]struct{}),
-		work:      make(chan *MuxConn),
-		proxy:     cfg.proxy,
+		root:        l,
+		pools:       newBufferPools(cfg.maxSniff),
+		maxSniff:    cfg.maxSniff,
+		independent: cfg.independent,
+		exposeTLS:   cfg.exposeTLS,
+		donec:       make(chan struct{}),
+		quit:        make(chan struct{}),
+		servedone:   make(chan struct{}),
+		stopc:       make(chan error, 1),
+		conns:       make(map[*MuxConn]struct{}),
+		work:        make(chan *MuxConn),
+		proxy:       cfg.proxy,
 	}
 	m.timeout.Store(int64(cfg.matchTimeout))
 	m.lst.Store(&[]*muxListener{})
@@ -121,7 +163,11 @@ type cMux struct {
 	maxSniff int
 	proxy    *proxyConfig // nil: no PROXY protocol
 	timeout  atomic.Int64 // time.Duration
-	errh     atomic.Pointer[ErrorHandler]
+	// independent: a child's Close is local (IndependentListeners);
+	// otherwise it closes the root listener.
+	independent bool
+	exposeTLS   bool // ExposeConnectionState
+	errh        atomic.Pointer[ErrorHandler]
 
 	regMu sync.Mutex                     // serializes registrations
 	lst   atomic.Pointer[[]*muxListener] // copy on write
@@ -133,7 +179,7 @@ type cMux struct {
 	quit      chan struct{} // closed when Serve stops
 	quitOnce  sync.Once
 	servedone chan struct{} // closed when Serve has returned
-	stopc     chan error    // an error the handler refused, from a conn goroutine
+	stopc     chan error    // an error the handler refused, if the root could not be closed
 
 	// Connections being matched, so that stopping can abort them.
 	connMu   sync.Mutex
@@ -185,9 +231,16 @@ func (m *cMux) handleErr(err error) bool {
 // errServeTwice is returned by a second call of Serve.
 var errServeTwice = errors.New("cmux: Serve called more than once")
 
+// errNilListener is returned by Serve of a mux made with a nil listener.
+var errNilListener = errors.New("cmux: nil root listener")
+
 func (m *cMux) Serve() error {
 	if !m.serving.CompareAndSwap(false, true) {
 		return errServeTwice
+	}
+	if m.root == nil {
+		close(m.servedone)
+		return errNilListener
 	}
 	select {
 	case <-m.donec:
@@ -228,13 +281,10 @@ func (m *cMux) Serve() error {
 	}
 	m.wg.Wait()
 	m.workers.Wait()
+	// Nothing is delivered any more: what is queued and was not accepted
+	// is closed, never leaked.
 	close(m.servedone)
-	select {
-	case <-m.donec:
-		// Close ran while Serve stopped: what was queued is closed.
-		m.drainAll()
-	default:
-	}
+	m.drainAll()
 	return err
 }
 
@@ -390,6 +440,9 @@ func (m *cMux) drainAll() {
 // closedError is what Serve returns after Close.
 func (m *cMux) closedError() error {
 	op := &net.OpError{Op: "accept", Err: errMuxClosed{}}
+	if m.root == nil {
+		return op
+	}
 	if a := m.root.Addr(); a != nil {
 		op.Net, op.Addr = a.Network(), a
 	}
@@ -416,8 +469,10 @@ func (m *cMux) serveConn(c *MuxConn) {
 	defer m.wg.Done()
 	timeout := time.Duration(m.timeout.Load())
 	if timeout > 0 {
+		// The bound covers writes too: a writer matcher must not block on
+		// a client that does not read.
 		c.sniff.deadline = time.Now().Add(timeout)
-		_ = c.Conn.SetReadDeadline(c.sniff.deadline)
+		_ = c.Conn.SetDeadline(c.sniff.deadline)
 	}
 	if m.proxy != nil {
 		if err := m.readProxyHeader(c); err != nil {
@@ -466,9 +521,15 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 	return nil, ErrNotMatched{c: c}
 }
 
-// report gives err to the error handler and stops Serve if it says so.
+// report gives err, the error of one connection, to the error handler. If
+// the handler returns false, report closes the root listener, as v0.1.5
+// does, so that Serve returns the root's Accept error; if the root cannot be
+// closed, Serve returns err.
 func (m *cMux) report(err error) {
-	if !m.handleErr(err) {
+	if m.handleErr(err) {
+		return
+	}
+	if m.root.Close() != nil {
 		select {
 		case m.stopc <- err:
 		default:
@@ -484,10 +545,10 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, clearDeadline bool) {
 		return
 	}
 	if clearDeadline {
-		_ = c.Conn.SetReadDeadline(time.Time{})
+		_ = c.Conn.SetDeadline(time.Time{})
 	}
 	c.endMatching(true)
-	dc := c.deliverable()
+	dc := c.deliverable(m.exposeTLS)
 	select {
 	case l.connc <- dc:
 	default:
@@ -544,26 +605,25 @@ func (l *muxListener) Accept() (net.Conn, error) {
 	case <-l.m.donec:
 		return nil, ErrServerClosed
 	case <-l.m.servedone:
-		// Serve has returned: hand out what was queued, then say closed.
-		select {
-		case c := <-l.connc:
-			return c, nil
-		default:
-			return nil, ErrListenerClosed
-		}
+		// Serve has returned and closes what was queued.
+		return nil, ErrListenerClosed
 	}
 }
 
 // Close stops deliveries to l: its Accept returns ErrListenerClosed, the
 // connections queued for it are closed and later ones that match it are
-// closed. The root listener and the other children go on.
+// closed. Unless the mux has IndependentListeners, Close then closes the
+// root listener, which ends Serve, and returns the root's Close error.
 func (l *muxListener) Close() error {
 	l.closeOnce.Do(func() {
 		l.closed.Store(true)
 		close(l.closec)
 	})
 	l.drain()
-	return nil
+	if l.m.independent || l.m.root == nil {
+		return nil
+	}
+	return l.m.root.Close()
 }
 
 // drain closes the connections queued for l.
@@ -579,7 +639,12 @@ func (l *muxListener) drain() {
 }
 
 // Addr returns the root listener's address.
-func (l *muxListener) Addr() net.Addr { return l.m.root.Addr() }
+func (l *muxListener) Addr() net.Addr {
+	if l.m.root == nil {
+		return nil
+	}
+	return l.m.root.Addr()
+}
 
 // ErrNotMatched is the error the handler gets for a connection that no
 // matcher wanted; the mux closes such a connection.
@@ -608,26 +673,37 @@ func remoteAddr(c net.Conn) any {
 	return "unknown"
 }
 
-// closedErr is the type of ErrListenerClosed and ErrServerClosed.
-type closedErr struct{ msg string }
+// errListenerClosed is the type of ErrListenerClosed: a net.Error that is
+// neither temporary nor a timeout, as in github.com/soheilhy/cmux v0.1.5.
+type errListenerClosed string
 
-func (e *closedErr) Error() string   { return e.msg }
-func (e *closedErr) Timeout() bool   { return false }
-func (e *closedErr) Temporary() bool { return false }
+func (e errListenerClosed) Error() string   { return string(e) }
+func (e errListenerClosed) Temporary() bool { return false }
+func (e errListenerClosed) Timeout() bool   { return false }
 
 // Is makes errors.Is(err, net.ErrClosed) hold.
-func (e *closedErr) Is(target error) bool { return target == net.ErrClosed }
+func (e errListenerClosed) Is(target error) bool { return target == net.ErrClosed }
 
 // ErrListenerClosed is returned by a child listener's Accept once the
-// listener was closed, or once Serve has returned and the connections
-// queued for the listener are gone. errors.Is(ErrListenerClosed,
+// listener was closed, or once Serve has returned (the connections that were
+// queued for the listener are then closed). errors.Is(ErrListenerClosed,
 // net.ErrClosed) holds.
-var ErrListenerClosed net.Error = &closedErr{"mux: listener closed"}
+var ErrListenerClosed = errListenerClosed("mux: listener closed")
+
+// serverClosedErr is the type of ErrServerClosed.
+type serverClosedErr struct{}
+
+func (serverClosedErr) Error() string   { return "mux: server closed" }
+func (serverClosedErr) Timeout() bool   { return false }
+func (serverClosedErr) Temporary() bool { return false }
+
+// Is makes errors.Is(err, net.ErrClosed) hold.
+func (serverClosedErr) Is(target error) bool { return target == net.ErrClosed }
 
 // ErrServerClosed is returned by every child listener's Accept after Close,
 // and wrapped by the error Serve returns after Close.
 // errors.Is(ErrServerClosed, net.ErrClosed) holds.
-var ErrServerClosed error = &closedErr{"mux: server closed"}
+var ErrServerClosed error = serverClosedErr{}
 
 // ErrMatcherPanic is matched (errors.Is) by the error the handler gets when
 // a matcher panics; the mux then closes that connection and goes on.

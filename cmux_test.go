@@ -34,7 +34,7 @@ import (
 // The exported API of soheilhy/cmux v0.1.5, each identifier with its exact
 // type: this file compiles only if every one is there unchanged.
 var (
-	_ func(net.Listener, ...Option) CMux = New
+	_ func(net.Listener) CMux = New
 	// Programs call New with the listener alone.
 	_ = func(l net.Listener) CMux { return New(l) }
 
@@ -129,7 +129,7 @@ func newServedMux(t *testing.T, opts ...Option) *servedMux {
 // newServedMuxOn is newServedMux on root, which the cleanup closes.
 func newServedMuxOn(t *testing.T, root net.Listener, opts ...Option) *servedMux {
 	t.Cleanup(func() { root.Close() })
-	return &servedMux{CMux: New(root, opts...), root: root}
+	return &servedMux{CMux: NewWithOptions(root, opts...), root: root}
 }
 
 // start runs Serve in the background. The cleanup closes the mux and the
@@ -591,8 +591,9 @@ func TestCloseStopsServe(t *testing.T) {
 	assert.NoError(t, x.root.Close())
 }
 
-// TestRootClose closes the root listener: Serve returns, and children hand
-// out the connections queued for them before they report closed.
+// TestRootClose closes the root listener: Serve returns, the connections
+// queued for children and never accepted are closed, and children report
+// ErrListenerClosed.
 func TestRootClose(t *testing.T) {
 	checkLeaks(t)
 	x := newServedMux(t)
@@ -601,8 +602,9 @@ func TestRootClose(t *testing.T) {
 	x.start(t)
 
 	const queued = 3
+	var clients []net.Conn
 	for i := range queued {
-		dialAndWrite(t, x.addr(), fmt.Sprint("q", i))
+		clients = append(clients, dialAndWrite(t, x.addr(), fmt.Sprint("q", i)))
 	}
 	ml := l.(*muxListener)
 	for deadline := time.Now().Add(waitFor); len(ml.connc) < queued; time.Sleep(5 * time.Millisecond) {
@@ -614,23 +616,77 @@ func TestRootClose(t *testing.T) {
 	assert.ErrorIs(t, err, net.ErrClosed)
 	assert.Contains(t, err.Error(), "use of closed network connection")
 
-	got := map[string]bool{}
-	for range queued {
-		c, err := acceptWithin(t, l)
-		require.NoError(t, err)
-		got[readN(t, c, 2)] = true
+	for _, c := range clients {
+		requireClosedByPeer(t, c)
 	}
-	assert.Equal(t, map[string]bool{"q0": true, "q1": true, "q2": true}, got)
 	_, err = acceptWithin(t, l)
 	assert.ErrorIs(t, err, ErrListenerClosed)
 	_, err = acceptWithin(t, idle)
 	assert.ErrorIs(t, err, ErrListenerClosed)
 }
 
-// TestCloseOneChild shuts down the server of one child: the others go on.
-func TestCloseOneChild(t *testing.T) {
+// TestCloseOneChildClosesRoot shuts down the server of one child, as
+// programs end their mux: by default that closes the root listener, so
+// Serve returns and every child reports closed.
+func TestCloseOneChildClosesRoot(t *testing.T) {
 	checkLeaks(t)
 	x := newServedMux(t)
+	httpL := x.Match(HTTP1Fast())
+	anyL := x.Match(Any())
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok")
+	})}
+	serveHTTP(t, httpL, hs)
+	x.start(t)
+
+	// A connection queued for anyL, whose server never accepts it.
+	queued := dialAndWrite(t, x.addr(), "other")
+	ml := anyL.(*muxListener)
+	for deadline := time.Now().Add(waitFor); len(ml.connc) < 1; time.Sleep(5 * time.Millisecond) {
+		require.True(t, time.Now().Before(deadline), "connection not queued")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	require.NoError(t, hs.Shutdown(ctx)) // closes httpL, and so the root
+
+	err := x.wait(t, waitFor)
+	assert.ErrorIs(t, err, net.ErrClosed)
+	assert.Contains(t, err.Error(), "use of closed network connection")
+	requireClosedByPeer(t, queued)
+	_, err = acceptWithin(t, anyL)
+	assert.ErrorIs(t, err, ErrListenerClosed)
+	_, err = acceptWithin(t, httpL)
+	assert.ErrorIs(t, err, ErrListenerClosed)
+
+	// The root listener is closed: a second Close of a child reports it,
+	// as the root's second Close does.
+	err = anyL.Close()
+	assert.ErrorIs(t, err, net.ErrClosed)
+	_, err = net.DialTimeout("tcp", x.addr(), waitFor)
+	assert.Error(t, err, "the port still accepts")
+}
+
+// TestCloseChildBeforeServe: a child closed before Serve runs closes the
+// root, so Serve returns at once, and the closed child's Accept does not
+// wait for Serve.
+func TestCloseChildBeforeServe(t *testing.T) {
+	checkLeaks(t)
+	x := newServedMux(t)
+	l := x.Match(Any())
+	require.NoError(t, l.Close())
+	_, err := acceptWithin(t, l)
+	assert.ErrorIs(t, err, ErrListenerClosed)
+	x.start(t)
+	err = x.wait(t, waitFor)
+	assert.ErrorIs(t, err, net.ErrClosed)
+}
+
+// TestCloseOneChildIndependent shuts down the server of one child of a mux
+// with IndependentListeners: the others go on.
+func TestCloseOneChildIndependent(t *testing.T) {
+	checkLeaks(t)
+	x := newServedMux(t, IndependentListeners())
 	httpL := x.Match(HTTP1Fast())
 	rawL := x.Match(PrefixMatcher("RAW"))
 	anyL := x.Match(Any())
@@ -696,11 +752,15 @@ func TestErrorHandler(t *testing.T) {
 		x.Match(PrefixMatcher("OK"))
 		x.start(t)
 
+		// As in v0.1.5, refusing the error closes the root listener:
+		// Serve returns its Accept error and the port is closed.
 		c := dialAndWrite(t, x.addr(), "NOPE")
 		err := x.wait(t, waitFor)
-		var nm ErrNotMatched
-		assert.ErrorAs(t, err, &nm)
+		assert.ErrorIs(t, err, net.ErrClosed)
+		assert.Contains(t, err.Error(), "use of closed network connection")
 		requireClosedByPeer(t, c)
+		_, err = net.DialTimeout("tcp", x.addr(), waitFor)
+		assert.Error(t, err, "the port still accepts")
 	})
 
 	t.Run("MatcherPanic", func(t *testing.T) {
@@ -883,8 +943,23 @@ func TestDeliveredConnTCP(t *testing.T) {
 // the TLS state, and net/http fills Request.TLS.
 func TestDeliveredConnTLS(t *testing.T) {
 	checkLeaks(t)
+	for _, expose := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ExposeConnectionState=%v", expose), func(t *testing.T) {
+			checkLeaks(t)
+			testDeliveredConnTLS(t, expose)
+		})
+	}
+}
+
+// testDeliveredConnTLS: on a TLS root listener the delivered connection has
+// ConnectionState only with ExposeConnectionState (v0.1.5 never had it).
+func testDeliveredConnTLS(t *testing.T, expose bool) {
 	cert, roots := selfSignedCert(t)
-	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)))
+	var opts []Option
+	if expose {
+		opts = append(opts, ExposeConnectionState())
+	}
+	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)), opts...)
 	httpL := x.Match(HTTP1Fast())
 	rawCh := acceptChan(t, x.Match(PrefixMatcher("RAW")))
 	connHasState := make(chan bool, 1)
@@ -909,8 +984,8 @@ func TestDeliveredConnTLS(t *testing.T) {
 	require.NoError(t, err)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	assert.Equal(t, "tls=true", string(b))
-	assert.True(t, <-connHasState, "delivered connection has no ConnectionState")
+	assert.Equal(t, fmt.Sprintf("tls=%v", expose), string(b))
+	assert.Equal(t, expose, <-connHasState, "delivered connection has ConnectionState")
 
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: waitFor}, "tcp", x.addr(), clientTLS(roots))
 	require.NoError(t, err)
@@ -920,8 +995,13 @@ func TestDeliveredConnTLS(t *testing.T) {
 	sc := takeConn(t, rawCh)
 	assert.Equal(t, "RAW", readN(t, sc, 3))
 	cs, ok := sc.(interface{ ConnectionState() tls.ConnectionState })
-	require.True(t, ok, "%T has no ConnectionState", sc)
-	assert.True(t, cs.ConnectionState().HandshakeComplete)
+	require.Equal(t, expose, ok, "%T has ConnectionState", sc)
+	if expose {
+		assert.True(t, cs.ConnectionState().HandshakeComplete)
+	} else {
+		_, isMuxConn := sc.(*MuxConn)
+		assert.True(t, isMuxConn, "delivered %T, want *MuxConn", sc)
+	}
 	nc, ok := sc.(interface{ NetConn() net.Conn })
 	require.True(t, ok, "%T has no NetConn", sc)
 	_, ok = nc.NetConn().(*tls.Conn)

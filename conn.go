@@ -11,7 +11,7 @@ import (
 )
 
 // MuxConn is the connection a child listener's Accept returns (but see
-// below for connections with TLS state). Its reads yield every byte the
+// below for ExposeConnectionState). Its reads yield every byte the
 // client sent, from the first one: first those the mux read while matching,
 // then the live stream, straight from the underlying connection. Writes go
 // straight to the peer.
@@ -24,12 +24,13 @@ import (
 // splice still work; CloseRead and CloseWrite half-close it, and return an
 // error matching errors.ErrUnsupported when it has no such method.
 //
-// When the underlying connection has a ConnectionState() tls.ConnectionState
-// method (for example a *tls.Conn, when the root listener is a TLS
-// listener), Accept returns instead a value that embeds *MuxConn and adds
-// that method, so that net/http fills Request.TLS; use NetConn or
-// interface assertions, not a type assertion to *MuxConn, to reach the
-// underlying connection of such a mux.
+// MuxConn has no ConnectionState method, even when the underlying
+// connection is a *tls.Conn. With ExposeConnectionState, when the underlying
+// connection has a ConnectionState() tls.ConnectionState method, Accept
+// returns instead a value that embeds *MuxConn and adds that method, so that
+// net/http fills Request.TLS; use NetConn or interface assertions, not a
+// type assertion to *MuxConn, to reach the underlying connection of such a
+// mux.
 type MuxConn struct {
 	net.Conn
 
@@ -85,10 +86,13 @@ func (c *MuxConn) endMatching(delivered bool) {
 	c.direct.Store(len(c.replay) == 0 && !c.ack.active)
 }
 
-// deliverable returns the connection to hand to the child listener.
-func (c *MuxConn) deliverable() net.Conn {
-	if _, ok := c.Conn.(connectionStater); ok {
-		return &tlsMuxConn{c}
+// deliverable returns the connection to hand to the child listener: c, or,
+// with ExposeConnectionState, c with the underlying connection's TLS state.
+func (c *MuxConn) deliverable(exposeTLS bool) net.Conn {
+	if exposeTLS {
+		if _, ok := c.Conn.(connectionStater); ok {
+			return &tlsMuxConn{c}
+		}
 	}
 	return c
 }

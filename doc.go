@@ -8,13 +8,15 @@
 // connection, bytes intact, to the first listener whose matcher says yes.
 //
 // cmux is a drop-in replacement for github.com/soheilhy/cmux: every exported
-// identifier of its v0.1.5 keeps its name and signature. It differs where
-// that version is wrong: HTTP/2 connections survive any mix of writer
-// matchers and HTTP/2 servers, sniffing is bounded in bytes (MaxSniffBytes)
-// and time (MatchTimeout), Close aborts connections still being matched,
-// closing a child listener does not close the others, and the delivered
+// identifier of its v0.1.5 keeps its name and signature, and by default a
+// v0.1.5 program observes the same behaviour, except where that version
+// hangs, crashes, breaks a protocol exchange or grows without bound: HTTP/2
+// connections survive any mix of writer matchers and HTTP/2 servers,
+// sniffing is bounded in bytes (MaxSniffBytes) and time (MatchTimeout),
+// Close aborts connections still being matched, and the delivered
 // connection keeps what the underlying one can do (sendfile, splice,
-// half-close, TLS state).
+// half-close). Other changes are options of NewWithOptions:
+// IndependentListeners, ExposeConnectionState, ProxyProtocol.
 //
 // # Matching
 //
@@ -72,8 +74,9 @@
 // TLSVersion and TLSClientHello read the whole ClientHello without
 // terminating TLS: each server behind the mux performs the handshake with
 // its own configuration. To terminate TLS once for every protocol instead,
-// wrap the root listener with tls.NewListener; the delivered connection then
-// has a ConnectionState method, so net/http fills Request.TLS.
+// wrap the root listener with tls.NewListener. The delivered connection then
+// reads the decrypted stream; it has a ConnectionState method, so that
+// net/http fills Request.TLS, only with ExposeConnectionState.
 //
 // # Errors and shutdown
 //
@@ -86,10 +89,13 @@
 //
 // Close makes Serve return at once, closes the connections still being
 // matched and those queued for child listeners, and makes every child's
-// Accept return ErrServerClosed; it does not close the root listener. After
-// the root listener is closed, children hand out the connections already
-// queued for them, then return ErrListenerClosed. Closing a child listener
-// stops deliveries to it alone. Once Serve has returned, every goroutine the
+// Accept return ErrServerClosed; it does not close the root listener.
+// Closing a child listener closes the root listener (as in v0.1.5, whose
+// children embedded it), so stopping any one server ends Serve; with
+// IndependentListeners it stops deliveries to that child alone. When Serve
+// returns, whatever stopped it, the connections queued for children and not
+// accepted are closed, and every child's Accept returns ErrListenerClosed
+// (ErrServerClosed after Close). Once Serve has returned, every goroutine the
 // mux started has exited (where the root listener's Accept can be
 // interrupted with SetDeadline, as TCP and Unix listeners' can; otherwise
 // once the root listener is closed).

@@ -69,17 +69,17 @@ func Example() {
 	resp.Body.Close()
 	fmt.Println("HTTP:", string(body))
 
-	// Shut down the servers, then the mux, then the root listener, which
-	// Close leaves to its owner.
+	// Stopping one server closes its listener and, as with soheilhy/cmux,
+	// the root listener: Serve returns, and the other servers' listeners
+	// report closed. (IndependentListeners makes children independent.)
 	gs.Stop()
+	err = <-served
 	hs.Close()
-	m.Close()
-	l.Close()
-	fmt.Println("closed:", errors.Is(<-served, cmux.ErrServerClosed))
+	fmt.Println("served until:", errors.Is(err, net.ErrClosed))
 	// Output:
 	// gRPC: SERVING
 	// HTTP: hello over HTTP/1.1
-	// closed: true
+	// served until: true
 }
 
 // Route TLS connections to a TLS server and the others to a plain HTTP
@@ -126,15 +126,16 @@ func Example_tls() {
 }
 
 // Terminate TLS on the root listener and mux the decrypted connections.
-// The connections the mux delivers keep their TLS state, so net/http fills
-// Request.TLS.
+// With ExposeConnectionState the connections the mux delivers keep their
+// TLS state, so net/http fills Request.TLS.
 func Example_muxInsideTLS() {
 	cert, roots := selfSigned()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := cmux.New(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}))
+	m := cmux.NewWithOptions(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}),
+		cmux.ExposeConnectionState())
 	httpL := m.Match(cmux.HTTP1Fast())
 	pingL := m.Match(cmux.PrefixMatcher("PING"))
 

@@ -149,8 +149,9 @@ func ExampleTLSClientHello() {
 
 // Terminate TLS on the root listener, then mux the decrypted connections:
 // one certificate setup for every protocol behind the mux, at a cost. The
-// servers get the mux's connection, not a *tls.Conn: net/http fills
-// Request.TLS through its ConnectionState method, but serves HTTP/2 only on
+// servers get the mux's connection, not a *tls.Conn: with
+// ExposeConnectionState, net/http fills Request.TLS through its
+// ConnectionState method, but serves HTTP/2 only on
 // a *tls.Conn (TLSNextProto), so HTTP/2 over TLS takes
 // http2.Server.ServeConn on each connection, as here; and a gRPC server
 // behind the mux would need insecure credentials and would not see the
@@ -162,10 +163,10 @@ func Example_muxInsideTLSWithHTTP2() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := cmux.New(tls.NewListener(l, &tls.Config{
+	m := cmux.NewWithOptions(tls.NewListener(l, &tls.Config{
 		Certificates: []tls.Certificate{issue("api.example.com")},
 		NextProtos:   []string{"h2", "http/1.1"},
-	}))
+	}), cmux.ExposeConnectionState())
 	h2L := m.Match(cmux.HTTP2())
 	h1L := m.Match(cmux.HTTP1Fast())
 
@@ -216,7 +217,7 @@ func ExampleProxyProtocol() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	m := cmux.New(l, cmux.ProxyProtocol(cmux.ProxyConfig{
+	m := cmux.NewWithOptions(l, cmux.ProxyProtocol(cmux.ProxyConfig{
 		// Believe headers from the proxies' network only.
 		Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 	}))

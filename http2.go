@@ -214,8 +214,8 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 	var (
 		inBlock     bool // a HEADERS frame without END_HEADERS was read
 		blockStream uint32
+		first       = true
 	)
-	first := true
 	for {
 		b, ok := need(off + frameHeaderLen)
 		if !ok {
@@ -231,12 +231,16 @@ func (hp *h2Parse) run(p peeker, sw settingsWriter) {
 			return
 		}
 		// Decide on the frame header alone where it can, without waiting
-		// for the payload. RFC 9113 §3.4: the preface is followed by a
-		// SETTINGS frame. No request has DATA before its HEADERS, clients
-		// do not push, and a GOAWAY means the client is going away.
-		if (first && (typ != frameSettings || flags&flagAck != 0)) ||
+		// for the payload, but only on what no client can send before its
+		// first request: DATA on a stream not yet opened, a PUSH_PROMISE,
+		// or another frame inside a header block (RFC 9113 §5.1, §6.6,
+		// §6.10). A client that sends HEADERS before its SETTINGS breaks
+		// RFC 9113 §3.4 but still states its request, and is matched.
+		// A SETTINGS ACK as the first frame acknowledges nothing: no
+		// server has spoken yet.
+		if (first && typ == frameSettings && flags&flagAck != 0) ||
 			(inBlock && typ != frameContinuation) ||
-			typ == frameData || typ == framePushPromise || typ == frameGoAway {
+			typ == frameData || typ == framePushPromise {
 			hp.err = errH2
 			return
 		}

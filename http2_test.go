@@ -710,7 +710,7 @@ func h2ServeREST(t *testing.T, kind string, l net.Listener, name string, logw io
 // build registers its listeners. It returns the mux's address.
 func h2ServeMux(t *testing.T, build func(m CMux)) string {
 	l := listenLoopback(t)
-	m := New(l, MatchTimeout(h2Timeout))
+	m := NewWithOptions(l, MatchTimeout(h2Timeout))
 	build(m)
 	serveMux(t, m, l)
 	return l.Addr().String()

@@ -580,13 +580,13 @@ func mtH2Cases(t *testing.T) []mtCase {
 		c("empty", nil, false),
 		c("preface only", []byte(http2Preface), false),
 		c("preface and SETTINGS only", hs().bytes(), false),
-		c("first frame HEADERS", h().hdrs(1, grpc).bytes(), false),
+		c("first frame HEADERS", h().hdrs(1, grpc).bytes(), true),
 		c("first frame SETTINGS ACK", h().settingsAck().settings().hdrs(1, grpc).bytes(), false),
-		c("first frame PING", h().ping().settings().hdrs(1, grpc).bytes(), false),
-		c("first frame unknown", h().raw(0xfa, 0, 0, nil).settings().hdrs(1, grpc).bytes(), false),
+		c("first frame PING", h().ping().settings().hdrs(1, grpc).bytes(), true),
+		c("first frame unknown", h().raw(0xfa, 0, 0, nil).settings().hdrs(1, grpc).bytes(), true),
 		c("DATA before HEADERS", hs().data(1).hdrs(1, grpc).bytes(), false),
 		c("PUSH_PROMISE before HEADERS", hs().raw(http2.FramePushPromise, http2.FlagPushPromiseEndHeaders, 1, append([]byte{0, 0, 0, 2}, grpc...)).hdrs(1, grpc).bytes(), false),
-		c("GOAWAY before HEADERS", hs().raw(http2.FrameGoAway, 0, 0, make([]byte, 8)).hdrs(1, grpc).bytes(), false),
+		c("GOAWAY before HEADERS", hs().raw(http2.FrameGoAway, 0, 0, make([]byte, 8)).hdrs(1, grpc).bytes(), true),
 		c("frame longer than 16384", hs().rawHeader(maxFrameSize+1, 0xfa, 0, 0).write(make([]byte, maxFrameSize+1)).hdrs(1, grpc).bytes(), false),
 		c("HEADERS longer than 16384", hs().rawHeader(maxFrameSize+1, http2.FrameHeaders, http2.FlagHeadersEndHeaders, 1).
 			write(append(grpc, make([]byte, maxFrameSize+1-len(grpc))...)).bytes(), false),
@@ -697,7 +697,7 @@ func TestMatchHTTP2SendSettingsWrites(t *testing.T) {
 		{"preface then end", func() io.Reader { return one([]byte(http2Preface)) }, false, false},
 		{"SETTINGS cut short", func() io.Reader { return one(head[:len(head)-1]) }, false, false},
 		{"first frame SETTINGS ACK", func() io.Reader { return one(newMtH2(t, true).settingsAck().settings().hdrs(1, grpc).bytes()) }, false, false},
-		{"first frame HEADERS", func() io.Reader { return one(newMtH2(t, true).hdrs(1, grpc).bytes()) }, false, false},
+		{"first frame HEADERS", func() io.Reader { return one(newMtH2(t, true).hdrs(1, grpc).bytes()) }, true, false},
 		{"SETTINGS of 12 bytes on stream 1", func() io.Reader {
 			return one(newMtH2(t, true).raw(http2.FrameSettings, 0, 1, make([]byte, 12)).hdrs(1, grpc).bytes())
 		}, false, false},
@@ -883,8 +883,8 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 			in: string(settings), waits: true, wrote: true},
 		{name: "HTTP2HeaderField on a frame over 16384", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
 			in: string(newMtH2(t, true).settings().rawHeader(maxFrameSize+1, http2.FrameHeaders, 0, 1).bytes()), wrote: true},
-		{name: "HTTP2HeaderField on a first frame that is not SETTINGS", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
-			in: string(newMtH2(t, true).rawHeader(100, http2.FrameHeaders, 0, 1).bytes())},
+		{name: "HTTP2HeaderField on a SETTINGS ACK first", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
+			in: string(newMtH2(t, true).rawHeader(0, http2.FrameSettings, http2.FlagSettingsAck, 0).bytes())},
 		{name: "HTTP2HeaderField on DATA", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
 			in: string(newMtH2(t, true).settings().rawHeader(100, http2.FrameData, 0, 1).bytes()), wrote: true},
 	}
@@ -919,7 +919,7 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 func TestMatchShortFlightEndToEnd(t *testing.T) {
 	checkLeaks(t)
 	l := listenLoopback(t)
-	m := New(l, MatchTimeout(10*time.Second))
+	m := NewWithOptions(l, MatchTimeout(10*time.Second))
 	m.Match(HTTP1Fast())
 	socks := m.Match(PrefixMatcher("\x05"))
 	m.Match(Any())

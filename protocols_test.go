@@ -324,7 +324,7 @@ type prPort struct {
 func prAllOnOnePort(t *testing.T, opts ...Option) *prPort {
 	t.Helper()
 	l := listenLoopback(t)
-	m := New(l, opts...)
+	m := NewWithOptions(l, opts...)
 	x := &prPort{
 		addr:    l.Addr().String(),
 		metrics: m.Match(Regexp(regexp.MustCompile(`GET /metrics HTTP/1\.[01]\r\n`), 64)),
@@ -558,7 +558,7 @@ func TestSOCKSRealClient(t *testing.T) {
 func TestRegexpDecidesAtDeadline(t *testing.T) {
 	checkLeaks(t)
 	l := listenLoopback(t)
-	m := New(l, MatchTimeout(300*time.Millisecond))
+	m := NewWithOptions(l, MatchTimeout(300*time.Millisecond))
 	word := m.Match(Regexp(regexp.MustCompile(`^[A-Z]+$`), 64))
 	other := m.Match(Any())
 	serveMux(t, m, l)
@@ -708,7 +708,7 @@ func TestSilentSpeaksFirstSMTP(t *testing.T) {
 func TestSilentDoesNotDelayTalkers(t *testing.T) {
 	checkLeaks(t)
 	l := listenLoopback(t)
-	m := New(l, MatchTimeout(time.Hour))
+	m := NewWithOptions(l, MatchTimeout(time.Hour))
 	smtpL := m.Match(Silent(time.Hour))
 	httpL := m.Match(HTTP1Fast())
 	anyL := m.Match(Any())
@@ -732,7 +732,7 @@ func TestSilentMatchingDeadline(t *testing.T) {
 	for _, last := range []bool{false, true} {
 		t.Run(fmt.Sprintf("last=%v", last), func(t *testing.T) {
 			l := listenLoopback(t)
-			m := New(l, MatchTimeout(300*time.Millisecond))
+			m := NewWithOptions(l, MatchTimeout(300*time.Millisecond))
 			var smtpL, httpL net.Listener
 			if last {
 				httpL = m.Match(HTTP1Fast())

@@ -464,7 +464,7 @@ func TestProxyProtocolIPv6(t *testing.T) {
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
-	m := New(root, ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("::1/128")}}))
+	m := NewWithOptions(root, ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("::1/128")}}))
 	ppServeReport(t, m.Match(PrefixMatcher("hello")))
 	serveMux(t, m, root)
 	got, _, _ := ppAsk(t, root.Addr().String(), "PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\nhello\n")
@@ -519,7 +519,7 @@ func TestProxyProtocolTLS(t *testing.T) {
 func TestProxyProtocolHeaderOfTLSMuxConn(t *testing.T) {
 	checkLeaks(t)
 	mc := &MuxConn{Conn: &tls.Conn{}, proxy: &ProxyInfo{Version: 2}}
-	dc := mc.deliverable()
+	dc := mc.deliverable(true)
 	_, isTLS := dc.(*tlsMuxConn)
 	require.True(t, isTLS)
 	info, ok := ProxyHeader(dc)

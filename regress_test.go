@@ -21,7 +21,7 @@ func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer root.Close()
-	m := New(root, MatchTimeout(5*time.Second))
+	m := NewWithOptions(root, MatchTimeout(5*time.Second))
 	inner := HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")
 	m.MatchWithWriters(
 		func(w io.Writer, r io.Reader) bool { return inner(w, io.MultiReader(r)) },

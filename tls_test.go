@@ -36,7 +36,7 @@ const thWait = 10 * time.Second
 func thServedMux(t *testing.T, opts ...Option) (m CMux, addr string, errs chan error) {
 	t.Helper()
 	root := listenLoopback(t)
-	m = New(root, opts...)
+	m = NewWithOptions(root, opts...)
 	errs = errorChan(m, 100)
 	serveMux(t, m, root)
 	return m, root.Addr().String(), errs

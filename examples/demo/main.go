@@ -92,8 +92,9 @@ func main() {
 func run(ctx context.Context, ln net.Listener, out io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(out, nil))
 
-	m := cmux.New(ln)
-	m.SetReadTimeout(matchTimeout)
+	// Independent children: the servers below stop one by one, each
+	// closing its own listener, while the others finish their work.
+	m := cmux.NewWithOptions(ln, cmux.IndependentListeners(), cmux.MatchTimeout(matchTimeout))
 
 	// Order matters: the first listener whose matcher accepts wins.
 	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
