@@ -153,6 +153,10 @@ func (s *sniffer) fill(n int) error {
 			return ErrSniffLimit
 		}
 		if len(s.buf) == cap(s.buf) {
+			if s.bufp == nil {
+				// No buffer before the first byte is there.
+				waitReadable(s.conn.Conn)
+			}
 			s.grow()
 		}
 		m, err := s.conn.Conn.Read(s.buf[len(s.buf):cap(s.buf)])

@@ -143,8 +143,6 @@ func NewWithOptions(l net.Listener, opts ...Option) CMux {
 		quit:        make(chan struct{}),
 		servedone:   make(chan struct{}),
 		stopc:       make(chan error, 1),
-		conns:       make(map[*MuxConn]struct{}),
-		work:        make(chan *MuxConn),
 		proxy:       cfg.proxy,
 	}
 	m.timeout.Store(int64(cfg.matchTimeout))
@@ -181,14 +179,13 @@ type cMux struct {
 	servedone chan struct{} // closed when Serve has returned
 	stopc     chan error    // an error the handler refused, if the root could not be closed
 
-	// Connections being matched, so that stopping can abort them.
+	// Connections being matched, so that stopping can abort them: each
+	// c in inflight has inflight[c.slot-1] == c; a connection not in it has
+	// slot 0. Once stopping is set, nothing is added.
 	connMu   sync.Mutex
-	conns    map[*MuxConn]struct{}
+	inflight []*MuxConn
 	stopping bool
 	wg       sync.WaitGroup // connections being matched or delivered
-
-	work    chan *MuxConn  // to idle workers
-	workers sync.WaitGroup // worker goroutines
 }
 
 func (m *cMux) Match(matchers ...Matcher) net.Listener {
@@ -280,7 +277,6 @@ func (m *cMux) Serve() error {
 		}
 	}
 	m.wg.Wait()
-	m.workers.Wait()
 	// Nothing is delivered any more: what is queued and was not accepted
 	// is closed, never leaked.
 	close(m.servedone)
@@ -336,38 +332,7 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			c.Close()
 			return
 		}
-		// Hand the connection to an idle worker, or start one.
-		select {
-		case m.work <- mc:
-		default:
-			m.workers.Add(1)
-			go m.worker(mc)
-		}
-	}
-}
-
-// workerIdle is how long a worker goroutine waits for another connection
-// before it exits.
-const workerIdle = 10 * time.Second
-
-// worker matches c, then the connections the accept loop hands it, until
-// it has been idle for workerIdle or the mux stops. Reusing goroutines
-// keeps the per-connection cost down.
-func (m *cMux) worker(c *MuxConn) {
-	defer m.workers.Done()
-	m.serveConn(c)
-	t := time.NewTimer(workerIdle)
-	defer t.Stop()
-	for {
-		select {
-		case c := <-m.work:
-			m.serveConn(c)
-			t.Reset(workerIdle)
-		case <-t.C:
-			return
-		case <-m.quit:
-			return
-		}
+		go m.serveConn(mc)
 	}
 }
 
@@ -393,7 +358,8 @@ func (m *cMux) track(c *MuxConn) bool {
 	if m.stopping {
 		return false
 	}
-	m.conns[c] = struct{}{}
+	m.inflight = append(m.inflight, c)
+	c.slot = len(m.inflight)
 	m.wg.Add(1)
 	return true
 }
@@ -403,10 +369,15 @@ func (m *cMux) track(c *MuxConn) bool {
 func (m *cMux) untrack(c *MuxConn) bool {
 	m.connMu.Lock()
 	defer m.connMu.Unlock()
-	if _, ok := m.conns[c]; !ok {
+	if c.slot == 0 {
 		return false
 	}
-	delete(m.conns, c)
+	i, last := c.slot-1, len(m.inflight)-1
+	m.inflight[i] = m.inflight[last]
+	m.inflight[i].slot = i + 1
+	m.inflight[last] = nil
+	m.inflight = m.inflight[:last]
+	c.slot = 0
 	return true
 }
 
@@ -415,10 +386,12 @@ func (m *cMux) stop() {
 	m.quitOnce.Do(func() { close(m.quit) })
 	m.connMu.Lock()
 	m.stopping = true
-	for c := range m.conns {
-		delete(m.conns, c)
+	for i, c := range m.inflight {
+		c.slot = 0
 		c.Conn.Close()
+		m.inflight[i] = nil
 	}
+	m.inflight = nil
 	m.connMu.Unlock()
 }
 

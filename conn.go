@@ -35,6 +35,7 @@ type MuxConn struct {
 	net.Conn
 
 	sniff sniffer
+	slot  int         // 1 + index in the mux's inflight list, 0 if not in it; under its connMu
 	h2    *h2Parse    // shared HTTP/2 parse while matching; nil if none
 	hello *helloParse // shared TLS ClientHello parse while matching; nil if none
 	proxy *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
@@ -131,6 +132,24 @@ func (c *MuxConn) readReplay(p []byte) (int, error) {
 		c.sniff.release()
 	}
 	return n, nil
+}
+
+// Close closes the underlying connection. The bytes buffered while
+// matching and not read yet go back to the mux's pool: a server that closes
+// without reading costs no buffer.
+func (c *MuxConn) Close() error {
+	err := c.Conn.Close()
+	if !c.direct.Load() {
+		// A Read blocked on the underlying connection holds rmu: it
+		// returns now that the connection is closed.
+		c.rmu.Lock()
+		if c.replay != nil {
+			c.replay = nil
+			c.sniff.release()
+		}
+		c.rmu.Unlock()
+	}
+	return err
 }
 
 // Write writes p to the peer.

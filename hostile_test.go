@@ -113,7 +113,7 @@ func (x *hoMux) addr() string { return x.root.Addr().String() }
 func (x *hoMux) matching() int {
 	x.connMu.Lock()
 	defer x.connMu.Unlock()
-	return len(x.conns)
+	return len(x.inflight)
 }
 
 // waitServe returns what Serve returned, failing t if it does not return
