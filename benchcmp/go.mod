@@ -1,0 +1,13 @@
+module github.com/cmux-go/cmux/benchcmp
+
+go 1.26.0
+
+require (
+	github.com/cmux-go/cmux v0.0.0-00010101000000-000000000000
+	github.com/soheilhy/cmux v0.1.5
+	golang.org/x/net v0.62.0
+)
+
+require golang.org/x/text v0.43.0 // indirect
+
+replace github.com/cmux-go/cmux => ../

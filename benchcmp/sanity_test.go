@@ -1,0 +1,193 @@
+package benchcmp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestCases runs each benchmark case once per library, through the same
+// harness, and checks that the connection reaches the case's child with its
+// bytes intact, that nothing else is read or written, and that everything
+// is torn down.
+func TestCases(t *testing.T) {
+	for _, c := range cases() {
+		for _, lib := range libs {
+			t.Run("case="+c.name+"/lib="+lib.name, func(t *testing.T) { checkCase(t, lib, c, false) })
+		}
+		if c.gate == 0 {
+			continue
+		}
+		// The same with a client that sends the rest only once the mux
+		// has written to it.
+		for _, lib := range libs {
+			t.Run("case="+c.name+"-client-waits/lib="+lib.name, func(t *testing.T) { checkCase(t, lib, c, true) })
+		}
+	}
+}
+
+// TestCasesMiss sends each case a flight that none of its children wants:
+// the mux must close the connection and deliver it nowhere. It catches a
+// matcher wired to the wrong function, which TestCases may not.
+func TestCasesMiss(t *testing.T) {
+	for _, c := range cases() {
+		if c.miss == nil {
+			continue
+		}
+		for _, lib := range libs {
+			t.Run("case="+c.name+"/lib="+lib.name, func(t *testing.T) { checkMiss(t, lib, c) })
+		}
+	}
+}
+
+func checkMiss(t *testing.T, lib library, c benchCase) {
+	base := runtime.NumGoroutine()
+	root := newMemListener()
+	r := lib.start(root, c.children)
+	got := make(chan delivered, len(r.children))
+	for i, l := range r.children {
+		go func() {
+			if conn, err := l.Accept(); err == nil {
+				got <- delivered{i, conn}
+			}
+		}()
+	}
+	mc := newMemConn(c.miss, nil)
+	if !root.dial(mc) {
+		t.Fatal("root listener closed")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !mc.isClosed() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !mc.isClosed() {
+		t.Error("the mux did not close a connection no child wants within 5s")
+	}
+	select {
+	case d := <-got:
+		t.Errorf("delivered to child %d", d.child)
+		d.conn.Close()
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := stop(r, root, []*memConn{mc}); err != nil {
+		t.Fatal(err)
+	}
+	waitGoroutines(t, base)
+}
+
+type delivered struct {
+	child int
+	conn  net.Conn
+}
+
+func checkCase(t *testing.T, lib library, c benchCase, gated bool) {
+	base := runtime.NumGoroutine()
+	root := newMemListener()
+	r := lib.start(root, c.children)
+	got := make(chan delivered, len(r.children))
+	for i, l := range r.children {
+		go func() {
+			if conn, err := l.Accept(); err == nil {
+				got <- delivered{i, conn}
+			}
+		}()
+	}
+	mc := newMemConn(c.flight, nil)
+	mc.rec = new(bytes.Buffer)
+	if gated {
+		mc.gate = c.gate
+	}
+	if !root.dial(mc) {
+		t.Fatal("root listener closed")
+	}
+
+	var d delivered
+	select {
+	case d = <-got:
+	case <-time.After(5 * time.Second):
+		stop(r, root, []*memConn{mc})
+		t.Fatalf("connection not delivered within 5s")
+	}
+	if d.child != c.want {
+		t.Errorf("delivered to child %d, want %d", d.child, c.want)
+	}
+	if mc.isClosed() {
+		t.Fatal("the mux closed the delivered connection")
+	}
+
+	// The server reads the whole flight, then nothing more.
+	d.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len(c.flight))
+	if n, err := io.ReadFull(d.conn, buf); err != nil {
+		t.Errorf("read %d of %d bytes of the flight: %v", n, len(c.flight), err)
+	} else if !bytes.Equal(buf, c.flight) {
+		t.Errorf("the server read\n%q\nwant\n%q", buf, c.flight)
+	}
+	d.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if n, err := d.conn.Read(make([]byte, 64)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after the flight: %d bytes, %v; want a timeout", n, err)
+	}
+
+	mc.mu.Lock()
+	wrote := bytes.Clone(mc.rec.Bytes())
+	mc.mu.Unlock()
+	switch {
+	case !c.settings && len(wrote) != 0:
+		t.Errorf("the mux wrote %x to the client, want nothing", wrote)
+	case c.settings && !settingsFrames(wrote):
+		t.Errorf("the mux wrote %x to the client, want SETTINGS frames only", wrote)
+	case gated && len(wrote) == 0:
+		t.Error("the client waits for SETTINGS, and the mux wrote nothing")
+	case c.settings:
+		t.Logf("the mux wrote %d bytes of SETTINGS", len(wrote))
+	}
+
+	if err := d.conn.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if !mc.isClosed() {
+		t.Error("closing the delivered connection did not close the client's")
+	}
+	if err := stop(r, root, []*memConn{mc}); err != nil {
+		t.Fatal(err)
+	}
+	if r.err == nil {
+		t.Error("Serve returned nil after Close")
+	}
+	waitGoroutines(t, base)
+}
+
+// TestIdleConns runs the idle-connection measurement on a few connections
+// for each library: every connection must be held in a Read, and the mux
+// must let go of all of them on Close.
+func TestIdleConns(t *testing.T) {
+	for _, lib := range libs {
+		t.Run("lib="+lib.name, func(t *testing.T) {
+			res := measureIdle(t, lib, 50)
+			t.Logf("calibration: %+v", calibrate())
+			t.Logf("%s: %.0f heap B, %.0f harness B, %.0f stack B, %.2f goroutines per idle conn",
+				lib.name, res.heap, res.harness, res.stack, res.goroutines)
+		})
+	}
+}
+
+// settingsFrames reports whether b is nothing but whole SETTINGS frames
+// (type 4, not ACKs, on stream 0).
+func settingsFrames(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 9 {
+			return false
+		}
+		n := 9 + (int(b[0])<<16 | int(b[1])<<8 | int(b[2]))
+		if len(b) < n || b[3] != 4 || b[4]&1 != 0 || !bytes.Equal(b[5:9], []byte{0, 0, 0, 0}) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
