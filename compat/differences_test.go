@@ -1,0 +1,162 @@
+package compat
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A difference is an outcome of a scenario that v0.1.5 and this library do
+// not share. Scenarios that differ assert each library's outcome from this
+// table (see expectDifference), so the table is the list of every
+// difference the suite knows, and each entry is checked by its scenario.
+type difference struct {
+	// Scenario is the test's name without "Test" and without its lib=
+	// element, e.g. "Shutdown/CMuxClose".
+	Scenario string
+	V015     string // what v0.1.5 does
+	Ours     string // what we do by default (or with Restore, for "opt-in")
+	// Why: the divergence rule's reason, one of "hang", "crash",
+	// "protocol", "unbounded"; or "extension" for something v0.1.5 does
+	// not do at all and no v0.1.5 program can rely on the absence of; or
+	// "opt-in" for a behaviour that only an Option turns on.
+	Why string
+	// Restore is the Option that restores v0.1.5's behaviour ("" if none);
+	// for "opt-in", the Option that turns the behaviour on.
+	Restore string
+}
+
+var documentedDifferences = []difference{
+	{
+		Scenario: "Shutdown/CMuxClose/RealServers",
+		V015:     "the servers' Accept returns ErrServerClosed, they close their child listeners, which closes the root: Serve returns the root's accept error \"accept tcp ADDR: use of closed network connection\"",
+		Ours:     "the same, except that Serve returns as soon as Close is called, with \"accept tcp ADDR: mux: server closed: use of closed network connection\" (matches net.ErrClosed and ErrServerClosed)",
+		Why:      "hang",
+	},
+	{
+		Scenario: "Shutdown/CMuxClose/ChildrenLeftOpen",
+		V015:     "Close closes the children (their Accept returns ErrServerClosed) but Serve goes on accepting, matching and closing connections until the root listener is closed",
+		Ours:     "Serve returns at once with an error that contains \"use of closed network connection\" and matches net.ErrClosed and ErrServerClosed; children's Accept returns ErrServerClosed; the root listener stays open for its owner to close, without error",
+		Why:      "hang",
+	},
+	{
+		Scenario: "Shutdown/QueuedConnections/CMuxClose",
+		V015:     "connections queued for a child that never accepts stay open after Close until the root listener is closed: their clients hang",
+		Ours:     "Close closes the queued connections at once",
+		Why:      "hang",
+	},
+	{
+		Scenario: "Shutdown/RootCloseWhileMatching",
+		V015:     "after the root listener closes, Serve waits for every connection still being matched: a silent client holds Serve forever (no default read timeout)",
+		Ours:     "Serve closes the connections being matched and returns at once",
+		Why:      "hang",
+	},
+}
+
+var validWhy = map[string]bool{"hang": true, "crash": true, "protocol": true, "unbounded": true, "extension": true, "opt-in": true}
+
+var usedDifferences sync.Map // Scenario -> true
+
+// scenarioName is t's name without the leading "Test" and the lib= element.
+func scenarioName(t *testing.T) string {
+	var parts []string
+	for _, p := range strings.Split(strings.TrimPrefix(t.Name(), "Test"), "/") {
+		if !strings.HasPrefix(p, "lib=") {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// expectDifference returns the documented difference of t's scenario and
+// fails t at once if there is none: a scenario may assert different
+// outcomes only where the table says so.
+func expectDifference(t *testing.T) difference {
+	t.Helper()
+	name := scenarioName(t)
+	for _, d := range documentedDifferences {
+		if d.Scenario == name {
+			usedDifferences.Store(name, true)
+			return d
+		}
+	}
+	t.Fatalf("scenario %q asserts a difference that documentedDifferences does not list", name)
+	panic("unreachable")
+}
+
+func TestDocumentedDifferences(t *testing.T) {
+	seen := map[string]bool{}
+	for _, d := range documentedDifferences {
+		if d.Scenario == "" || d.V015 == "" || d.Ours == "" {
+			t.Errorf("%+v: scenario, v0.1.5 and ours must be described", d)
+		}
+		if !validWhy[d.Why] {
+			t.Errorf("%s: why %q is not one of hang, crash, protocol, unbounded, extension, opt-in", d.Scenario, d.Why)
+		}
+		if d.Why == "opt-in" && d.Restore == "" {
+			t.Errorf("%s: an opt-in difference must name its Option", d.Scenario)
+		}
+		if seen[d.Scenario] {
+			t.Errorf("%s listed twice", d.Scenario)
+		}
+		seen[d.Scenario] = true
+	}
+}
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	// When the whole suite ran, every difference must have been checked by
+	// its scenario: an entry no scenario uses is a claim nothing checks.
+	if f := flag.Lookup("test.run"); code == 0 && !inSubprocess && f != nil && f.Value.String() == "" {
+		for _, d := range documentedDifferences {
+			if _, ok := usedDifferences.Load(d.Scenario); !ok {
+				fmt.Fprintf(os.Stderr, "documentedDifferences: no scenario checked %q\n", d.Scenario)
+				code = 1
+			}
+		}
+	}
+	os.Exit(code)
+}
+
+// crashScenarios are run by TestCrashHelper in a child process, for the
+// scenarios where v0.1.5 crashes the process.
+var crashScenarios = map[string]func(){}
+
+// TestCrashHelper runs the crash scenario named by COMPAT_SUBPROCESS; it
+// does nothing in the parent process.
+func TestCrashHelper(t *testing.T) {
+	if !inSubprocess {
+		t.Skip("runs only in the child process started by crashes()")
+	}
+	f := crashScenarios[os.Getenv("COMPAT_SUBPROCESS")]
+	if f == nil {
+		t.Fatalf("no crash scenario %q", os.Getenv("COMPAT_SUBPROCESS"))
+	}
+	f()
+}
+
+// crashes runs the crash scenario name in a child process of the test
+// binary and reports whether the process died of a panic, with its output.
+func crashes(t *testing.T, name string) (bool, string) {
+	t.Helper()
+	if crashScenarios[name] == nil {
+		t.Fatalf("no crash scenario %q", name)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "COMPAT_SUBPROCESS="+name)
+	cmd.WaitDelay = time.Second
+	timer := time.AfterFunc(30*time.Second, func() {
+		if cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+	})
+	defer timer.Stop()
+	out, err := cmd.CombinedOutput()
+	return err != nil && strings.Contains(string(out), "panic:"), string(out)
+}
