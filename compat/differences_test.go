@@ -33,6 +33,20 @@ type difference struct {
 
 var documentedDifferences = []difference{
 	{
+		Scenario: "ExposeConnectionState/Protocols",
+		V015:     "the delivered connection of a tls.NewListener root has no ConnectionState: r.TLS is nil and net/http serves h2c (http.Protocols with SetUnencryptedHTTP2) inside the decrypted stream",
+		Ours:     "by default the same (see TLSRoot); with ExposeConnectionState r.TLS is set and net/http no longer serves h2c inside TLS (it reads the preface as an HTTP/1 request)",
+		Why:      "opt-in",
+		Restore:  "ExposeConnectionState()",
+	},
+	{
+		Scenario: "ExposeConnectionState/H2CHandler",
+		V015:     "the delivered connection of a tls.NewListener root has no ConnectionState: r.TLS is nil and h2c.NewHandler serves HTTP/2 with prior knowledge inside the decrypted stream",
+		Ours:     "by default the same (see TLSRoot); with ExposeConnectionState r.TLS is set on HTTP/1 requests; h2c.NewHandler still serves h2c inside TLS (it hijacks the \"PRI\" request whatever the connection)",
+		Why:      "opt-in",
+		Restore:  "ExposeConnectionState()",
+	},
+	{
 		Scenario: "Shutdown/CMuxClose/RealServers",
 		V015:     "the servers' Accept returns ErrServerClosed, they close their child listeners, which closes the root: Serve returns the root's accept error \"accept tcp ADDR: use of closed network connection\"",
 		Ours:     "the same, except that Serve returns as soon as Close is called, with \"accept tcp ADDR: mux: server closed: use of closed network connection\" (matches net.ErrClosed and ErrServerClosed)",
