@@ -145,7 +145,7 @@ func benchMatch(b *testing.B, flight []byte, setup func(m CMux) net.Listener) {
 		c := &conns[i%len(conns)]
 		c.flight, c.off = flight, 0
 		mc := m.newConn(c)
-		if !m.track(mc) {
+		if m.track(mc) != tracked {
 			b.Fatal("mux stopped")
 		}
 		m.serveConn(mc)

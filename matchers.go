@@ -5,6 +5,11 @@ import (
 	"io"
 )
 
+// Any matches every connection without reading from it.
+func Any() Matcher {
+	return func(io.Reader) bool { return true }
+}
+
 // PrefixMatcher matches a connection that starts with any of strs. It says
 // no on the first byte that rules every string out and yes as soon as one
 // string has arrived whole, so it never waits for bytes it does not need.

@@ -1,0 +1,617 @@
+package cmux
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A mux goes through these phases:
+//
+//   - registered: made by New; Match and MatchWithWriters add listeners
+//     (they may still do so later).
+//   - serving: Serve runs its accept loop. Each accepted connection is
+//     matched in a goroutine of its own, listed in inflight meanwhile, then
+//     queued for a child listener or dropped.
+//   - draining: Shutdown was called. The accept loop has stopped and the
+//     root listener is closed; connections in flight finish matching and
+//     are queued; children hand out their queues, then return
+//     ErrServerClosed.
+//   - served: Serve has returned; every goroutine it started has exited.
+//     Unless the mux is draining, what is still queued is closed.
+//
+// Close may come in any phase: it stops accepting, aborts what is in flight,
+// closes what is queued, and makes children return ErrServerClosed.
+//
+// Each phase change closes a channel, once, after setting its flag:
+//
+//   - acceptStop: the accept loop must stop (Close, Shutdown, end of Serve);
+//   - abortc: connections in flight are abandoned, and deliveries waiting
+//     for room in a queue give up (Close; end of Serve unless draining);
+//     stopping is set with it, under connMu;
+//   - closedc: Close was called (closed);
+//   - drainc: Shutdown was called (draining);
+//   - servedone: Serve has returned (served).
+type cMux struct {
+	root         net.Listener
+	pools        *bufferPools
+	maxSniff     int
+	proxy        *proxyConfig  // nil: no PROXY protocol
+	independent  bool          // a child's Close is local; otherwise it closes the root
+	exposeTLS    bool          // ExposeConnectionState
+	maxPerSource int           // MaxMatchingPerSource; 0: no cap
+	sem          chan struct{} // a slot per connection being matched (MaxMatching); nil: no cap
+	timeout      atomic.Int64  // time.Duration
+	errh         atomic.Pointer[ErrorHandler]
+
+	regMu    sync.Mutex                     // serializes registrations
+	lst      atomic.Pointer[[]*muxListener] // copy on write
+	finished bool                           // under regMu: listeners are finished; new ones start so
+
+	serving        atomic.Bool // Serve was called
+	closed         atomic.Bool
+	closedc        chan struct{}
+	closeOnce      sync.Once
+	draining       atomic.Bool
+	drainc         chan struct{}
+	drainOnce      sync.Once
+	served         atomic.Bool
+	servedone      chan struct{}
+	acceptStop     chan struct{}
+	acceptStopOnce sync.Once
+	abortc         chan struct{}
+	stopc          chan error // an error the handler refused, if the root could not be closed
+
+	// Connections being matched, so that aborting can close them: each c
+	// in inflight has inflight[c.slot-1] == c; a connection not in it has
+	// slot 0. Once stopping is set, nothing is added.
+	connMu    sync.Mutex
+	inflight  []*MuxConn
+	stopping  bool
+	perSource map[netip.Addr]int // MaxMatchingPerSource: connections in inflight by source
+	wg        sync.WaitGroup     // connections being matched or delivered
+}
+
+func newMux(l net.Listener, cfg *config) *cMux {
+	m := &cMux{
+		root:         l,
+		pools:        newBufferPools(cfg.maxSniff),
+		maxSniff:     cfg.maxSniff,
+		proxy:        cfg.proxy,
+		independent:  cfg.independent,
+		exposeTLS:    cfg.exposeTLS,
+		maxPerSource: cfg.maxPerSource,
+		closedc:      make(chan struct{}),
+		drainc:       make(chan struct{}),
+		servedone:    make(chan struct{}),
+		acceptStop:   make(chan struct{}),
+		abortc:       make(chan struct{}),
+		stopc:        make(chan error, 1),
+	}
+	if cfg.maxMatching > 0 {
+		m.sem = make(chan struct{}, cfg.maxMatching)
+	}
+	if cfg.maxPerSource > 0 {
+		m.perSource = make(map[netip.Addr]int)
+	}
+	m.timeout.Store(int64(cfg.matchTimeout))
+	m.lst.Store(&[]*muxListener{})
+	return m
+}
+
+func (m *cMux) Match(matchers ...Matcher) net.Listener {
+	ws := make([]MatchWriter, len(matchers))
+	for i, mt := range matchers {
+		ws[i] = func(_ io.Writer, r io.Reader) bool { return mt(r) }
+	}
+	return m.MatchWithWriters(ws...)
+}
+
+func (m *cMux) MatchWithWriters(matchers ...MatchWriter) net.Listener {
+	l := newMuxListener(m, matchers)
+	m.regMu.Lock()
+	old := *m.lst.Load()
+	lst := make([]*muxListener, len(old), len(old)+1)
+	copy(lst, old)
+	lst = append(lst, l)
+	m.lst.Store(&lst)
+	if m.finished {
+		l.finish()
+	}
+	m.regMu.Unlock()
+	return l
+}
+
+func (m *cMux) HandleError(h ErrorHandler) { m.errh.Store(&h) }
+
+func (m *cMux) SetReadTimeout(d time.Duration) { m.timeout.Store(int64(max(d, 0))) }
+
+// handleErr reports err to the error handler and says whether to go on.
+func (m *cMux) handleErr(err error) bool {
+	if h := m.errh.Load(); h != nil && *h != nil {
+		return (*h)(err)
+	}
+	return true
+}
+
+func (m *cMux) Serve() error {
+	if !m.serving.CompareAndSwap(false, true) {
+		return errServeTwice
+	}
+	if m.root == nil {
+		m.finishServe()
+		return errNilListener
+	}
+	if m.closed.Load() || m.draining.Load() {
+		m.finishServe()
+		return m.closedError()
+	}
+	acceptErr := make(chan error, 1)
+	acceptDone := make(chan struct{})
+	go m.acceptLoop(acceptErr, acceptDone)
+
+	var err error
+	select {
+	case err = <-acceptErr:
+	case err = <-m.stopc:
+	case <-m.closedc:
+	case <-m.drainc:
+	}
+	if m.closed.Load() || m.draining.Load() {
+		err = m.closedError()
+	}
+	m.stopAccepting()
+	if m.draining.Load() {
+		// Let what was accepted be matched and queued; Close aborts it.
+		select {
+		case <-acceptDone:
+			m.wg.Wait()
+		case <-m.closedc:
+		}
+	}
+	m.abort()
+	m.interruptAccept(acceptDone)
+	m.wg.Wait()
+	m.finishServe()
+	return err
+}
+
+// interruptAccept makes an Accept still blocked in the accept loop return,
+// where the root listener allows it, so that no goroutine of the mux
+// outlives Serve. A listener whose Accept ignores the deadline does not
+// hold Serve: its accept loop ends when the listener is closed.
+func (m *cMux) interruptAccept(acceptDone <-chan struct{}) {
+	d, ok := m.root.(interface{ SetDeadline(time.Time) error })
+	if !ok {
+		return
+	}
+	select {
+	case <-acceptDone:
+		return
+	default:
+	}
+	if d.SetDeadline(aLongTimeAgo) != nil {
+		return
+	}
+	t := time.NewTimer(time.Second)
+	select {
+	case <-acceptDone:
+	case <-t.C:
+	}
+	t.Stop()
+	_ = d.SetDeadline(time.Time{})
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// finishServe ends the serving phase: children's Accept stops waiting, and
+// what is queued is closed unless Shutdown keeps it for the servers.
+func (m *cMux) finishServe() {
+	m.served.Store(true)
+	close(m.servedone)
+	m.finishListeners()
+	if !m.draining.Load() || m.closed.Load() {
+		m.drainAll()
+	}
+}
+
+// finishListeners closes every child's done, and makes later children
+// start finished.
+func (m *cMux) finishListeners() {
+	m.regMu.Lock()
+	m.finished = true
+	lst := *m.lst.Load()
+	m.regMu.Unlock()
+	for _, l := range lst {
+		l.finish()
+	}
+}
+
+func (m *cMux) drainAll() {
+	for _, l := range *m.lst.Load() {
+		l.drain()
+	}
+}
+
+func (m *cMux) stopAccepting() {
+	m.acceptStopOnce.Do(func() { close(m.acceptStop) })
+}
+
+func (m *cMux) acceptStopped() bool {
+	select {
+	case <-m.acceptStop:
+		return true
+	default:
+		return false
+	}
+}
+
+// abort closes every connection being matched, and makes the goroutines
+// that match or deliver connections give up.
+func (m *cMux) abort() {
+	m.connMu.Lock()
+	if !m.stopping {
+		m.stopping = true
+		close(m.abortc)
+	}
+	for i, c := range m.inflight {
+		c.slot = 0
+		c.Conn.Close()
+		m.inflight[i] = nil
+	}
+	m.inflight = nil
+	clear(m.perSource)
+	m.connMu.Unlock()
+}
+
+func (m *cMux) Close() {
+	m.closeOnce.Do(func() {
+		m.closed.Store(true)
+		close(m.closedc)
+		m.stopAccepting()
+		m.abort()
+		m.finishListeners()
+		m.drainAll()
+	})
+}
+
+// Shutdown stops the mux gracefully. It stops accepting and closes the root
+// listener (unlike Close), so that Serve returns (with an error matching
+// ErrServerClosed) once every connection already accepted has been
+// matched and queued for its child listener, or dropped. Children hand out
+// what was queued for them, then their Accept returns ErrServerClosed.
+// Shutdown never touches a connection a child's Accept returned.
+//
+// Shutdown returns nil once Serve has returned and every queued connection
+// has been accepted by its server; the mux is then closed (see Close). If
+// ctx ends first, Shutdown closes the mux, which closes the connections
+// still being matched or queued, and returns ctx.Err(). Shutdown may be
+// called concurrently with Serve, Close and itself.
+//
+// In a program, call Shutdown first and then the servers' own graceful
+// stops (http.Server.Shutdown, grpc.Server.GracefulStop), which finish the
+// requests on the connections they accepted; see the Shutdown example.
+func (m *cMux) Shutdown(ctx context.Context) error {
+	m.drainOnce.Do(func() {
+		m.draining.Store(true)
+		close(m.drainc)
+		m.stopAccepting()
+		if m.root != nil {
+			_ = m.root.Close()
+		}
+	})
+	delay := time.Millisecond
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	for {
+		if m.drained() {
+			m.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			m.Close()
+			return ctx.Err()
+		case <-t.C:
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+		t.Reset(delay)
+	}
+}
+
+// drained reports whether nothing is being matched or queued: Serve is not
+// running (a Serve called later returns at once), and every queue is empty.
+func (m *cMux) drained() bool {
+	if m.serving.Load() && !m.served.Load() {
+		return false
+	}
+	for _, l := range *m.lst.Load() {
+		if len(l.connc) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// closedError is what Serve returns after Close or Shutdown.
+func (m *cMux) closedError() error {
+	op := &net.OpError{Op: "accept", Err: errMuxClosed{}}
+	if m.root == nil {
+		return op
+	}
+	if a := m.root.Addr(); a != nil {
+		op.Net, op.Addr = a.Network(), a
+	}
+	return op
+}
+
+// acceptLoop accepts connections and starts matching each in its own
+// goroutine until the root listener fails or the mux stops accepting.
+func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
+	defer close(done)
+	var delay time.Duration
+	for {
+		if m.sem != nil {
+			if err := m.acquire(); err != nil {
+				if !m.acceptStopped() {
+					errc <- err
+				}
+				return
+			}
+		}
+		c, err := m.root.Accept()
+		if err == nil && c == nil {
+			err = errNilConn
+		}
+		if err != nil {
+			m.release()
+			if m.acceptStopped() {
+				return
+			}
+			if !m.handleErr(err) || !isTemporary(err) {
+				errc <- err
+				return
+			}
+			// Back off on errors such as EMFILE instead of spinning.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-m.acceptStop:
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		mc := m.newConn(c)
+		switch m.track(mc) {
+		case tracked:
+			go m.serveConn(mc)
+		case overSource:
+			m.release()
+			c.Close()
+			m.report(&limitError{remote: c.RemoteAddr(), limit: m.maxPerSource})
+		default: // aborted
+			m.release()
+			c.Close()
+			return
+		}
+	}
+}
+
+// acquire takes a MaxMatching slot, waiting for one if it must; it returns
+// an error if the mux stops accepting first, or if the error handler
+// refuses the error of the cap.
+func (m *cMux) acquire() error {
+	select {
+	case m.sem <- struct{}{}:
+		return nil
+	default:
+	}
+	err := &limitError{limit: cap(m.sem)}
+	if !m.handleErr(err) {
+		return err
+	}
+	select {
+	case m.sem <- struct{}{}:
+		return nil
+	case <-m.acceptStop:
+		return err
+	}
+}
+
+// release frees a MaxMatching slot.
+func (m *cMux) release() {
+	if m.sem != nil {
+		<-m.sem
+	}
+}
+
+// Results of track.
+const (
+	tracked = iota
+	overSource
+	aborted
+)
+
+// track lists a connection being matched. It says aborted once the mux
+// has aborted, and overSource if the connection's source has
+// MaxMatchingPerSource connections being matched already.
+func (m *cMux) track(c *MuxConn) int {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if m.stopping {
+		return aborted
+	}
+	if m.perSource != nil {
+		src, ok := sourceOf(c.Conn)
+		if ok {
+			if m.perSource[src] >= m.maxPerSource {
+				return overSource
+			}
+			m.perSource[src]++
+		}
+	}
+	m.inflight = append(m.inflight, c)
+	c.slot = len(m.inflight)
+	m.wg.Add(1)
+	return tracked
+}
+
+// untrack ends the matching of c and frees its MaxMatching slot; it
+// reports false if the mux aborted c, which is then closed.
+func (m *cMux) untrack(c *MuxConn) bool {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	if c.slot == 0 {
+		return false
+	}
+	i, last := c.slot-1, len(m.inflight)-1
+	m.inflight[i] = m.inflight[last]
+	m.inflight[i].slot = i + 1
+	m.inflight[last] = nil
+	m.inflight = m.inflight[:last]
+	c.slot = 0
+	if m.perSource != nil {
+		if src, ok := sourceOf(c.Conn); ok {
+			if m.perSource[src]--; m.perSource[src] <= 0 {
+				delete(m.perSource, src)
+			}
+		}
+	}
+	m.release()
+	return true
+}
+
+// sourceOf returns the IP address c comes from.
+func sourceOf(c net.Conn) (netip.Addr, bool) {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap(), true
+	case nil:
+		return netip.Addr{}, false
+	default:
+		ap, err := netip.ParseAddrPort(a.String())
+		return ap.Addr().Unmap(), err == nil
+	}
+}
+
+// newConn returns the mux's wrapper of a connection about to be matched.
+func (m *cMux) newConn(c net.Conn) *MuxConn {
+	mc := &MuxConn{Conn: c}
+	mc.sniff.init(mc, m.pools, m.maxSniff)
+	return mc
+}
+
+// serveConn matches c and delivers it, or closes it.
+func (m *cMux) serveConn(c *MuxConn) {
+	defer m.wg.Done()
+	timeout := time.Duration(m.timeout.Load())
+	if timeout > 0 {
+		// The bound covers writes too: a writer matcher must not block on
+		// a client that does not read.
+		c.sniff.deadline = time.Now().Add(timeout)
+		_ = c.Conn.SetDeadline(c.sniff.deadline)
+	}
+	if m.proxy != nil {
+		if err := m.readProxyHeader(c); err != nil {
+			m.drop(c, err)
+			return
+		}
+	}
+	if l, err := m.match(c); l != nil {
+		m.deliver(c, l, timeout > 0)
+	} else {
+		m.drop(c, err)
+	}
+}
+
+// drop closes c, which is not to be delivered, and reports err, unless the
+// mux aborted and closed c already: then there is nothing to report.
+func (m *cMux) drop(c *MuxConn, err error) {
+	if m.untrack(c) {
+		c.Conn.Close()
+		c.endMatching(false)
+		m.report(err)
+		return
+	}
+	c.endMatching(false)
+}
+
+// match runs the matchers on c and returns the listener of the first that
+// says yes; if none does, it returns ErrNotMatched, or the panic of a
+// matcher.
+func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			buf := make([]byte, 4<<10)
+			buf = buf[:runtime.Stack(buf, false)]
+			l, err = nil, &matcherPanic{remote: remoteAddr(c), value: v, stack: buf}
+		}
+	}()
+	for _, l := range *m.lst.Load() {
+		for _, mt := range l.matchers {
+			c.sniff.rewind()
+			if mt(&c.sniff, &c.sniff) {
+				return l, nil
+			}
+		}
+	}
+	return nil, ErrNotMatched{c: c}
+}
+
+// report gives err, the error of one connection, to the error handler. If
+// the handler returns false, report closes the root listener, as v0.1.5
+// does, so that Serve returns the root's Accept error; if the root cannot be
+// closed, Serve returns err.
+func (m *cMux) report(err error) {
+	if m.handleErr(err) {
+		return
+	}
+	if m.root.Close() != nil {
+		select {
+		case m.stopc <- err:
+		default:
+		}
+	}
+}
+
+// deliver hands c, matched by l, to l's Accept.
+func (m *cMux) deliver(c *MuxConn, l *muxListener, clearDeadline bool) {
+	if !m.untrack(c) {
+		// The mux aborted while c was matched, and closed it.
+		c.endMatching(false)
+		return
+	}
+	if clearDeadline {
+		_ = c.Conn.SetDeadline(time.Time{})
+	}
+	c.endMatching(true)
+	dc := c.deliverable(m.exposeTLS)
+	select {
+	case l.connc <- dc:
+	default:
+		// The queue is full: wait for room, unless the listener or the
+		// mux stops first.
+		select {
+		case l.connc <- dc:
+		case <-l.done:
+			dc.Close()
+			return
+		case <-m.abortc:
+			dc.Close()
+			return
+		}
+	}
+	// The listener or the mux may have closed while we sent; whoever closed
+	// it drains what was queued before, and we drain what came after.
+	if l.closed.Load() || m.closed.Load() {
+		l.drain()
+	}
+}
