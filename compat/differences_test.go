@@ -33,6 +33,42 @@ type difference struct {
 
 var documentedDifferences = []difference{
 	{
+		Scenario: "HTTP2InvalidFirstFrames/SettingsAckFirst",
+		V015:     "HTTP2HeaderField reads past a SETTINGS ACK sent as the client's first frame and matches on the HEADERS that follow",
+		Ours:     "a SETTINGS ACK as the first frame is a no-match at once (no server accepts such a connection; README: decide early on real impossibilities); the connection goes to the next listener",
+		Why:      "protocol",
+	},
+	{
+		Scenario: "HTTP2InvalidFirstFrames/DataBeforeHeaders",
+		V015:     "HTTP2HeaderField reads past DATA on a stream not yet opened and matches on the HEADERS that follow",
+		Ours:     "DATA before HEADERS is a no-match at once (a stream error in every server); the connection goes to the next listener",
+		Why:      "protocol",
+	},
+	{
+		Scenario: "HTTP2HeaderFieldWaitingClient",
+		V015:     "HTTP2HeaderField (without SendSettings) writes nothing: a client that waits for the server's SETTINGS before its HEADERS, as grpc-go does, waits forever",
+		Ours:     "once it has the preface and a client SETTINGS frame and would wait, the mux writes one SETTINGS frame (SETTINGS_NO_RFC7540_PRIORITIES=1); the child still reads exactly what the client sent",
+		Why:      "hang",
+	},
+	{
+		Scenario: "HTTP2HeaderFieldGRPCClient",
+		V015:     "a grpc-go client behind HTTP2HeaderField never sends its HEADERS: the call times out",
+		Ours:     "the call is served",
+		Why:      "hang",
+	},
+	{
+		Scenario: "HTTP2SendSettings/FirstFlightHasHeaders",
+		V015:     "HTTP2MatchHeaderFieldSendSettings writes an empty SETTINGS frame for every client SETTINGS it reads, even when the HEADERS frame already arrived; the client ACKs SETTINGS the real server never sent",
+		Ours:     "nothing is written when the first flight already holds the HEADERS",
+		Why:      "protocol",
+	},
+	{
+		Scenario: "HTTP2SendSettings/ClientWaits",
+		V015:     "the mux's SETTINGS frame is empty and the client's ACK of it reaches the child's server, which never sent those SETTINGS (golang.org/x/net/http2 may answer PROTOCOL_ERROR)",
+		Ours:     "the mux's SETTINGS declares SETTINGS_NO_RFC7540_PRIORITIES=1 and the child does not read the client's ACK of it",
+		Why:      "protocol",
+	},
+	{
 		Scenario: "ExposeConnectionState/Protocols",
 		V015:     "the delivered connection of a tls.NewListener root has no ConnectionState: r.TLS is nil and net/http serves h2c (http.Protocols with SetUnencryptedHTTP2) inside the decrypted stream",
 		Ours:     "by default the same (see TLSRoot); with ExposeConnectionState r.TLS is set and net/http no longer serves h2c inside TLS (it reads the preface as an HTTP/1 request)",
