@@ -33,6 +33,42 @@ type difference struct {
 
 var documentedDifferences = []difference{
 	{
+		Scenario: "ErrorValues/ErrorsIsNetErrClosed/ErrListenerClosed",
+		V015:     "errors.Is(ErrListenerClosed, net.ErrClosed) is false",
+		Ours:     "true, so that the shutdown checks of code written for net listeners work on child listeners",
+		Why:      "extension",
+	},
+	{
+		Scenario: "ErrorValues/ErrorsIsNetErrClosed/ErrServerClosed",
+		V015:     "errors.Is(ErrServerClosed, net.ErrClosed) is false",
+		Ours:     "true",
+		Why:      "extension",
+	},
+	{
+		Scenario: "Crash/NewNil",
+		V015:     "Serve of New(nil) dereferences the nil listener: the process crashes",
+		Ours:     "Serve returns an error naming the nil listener; children's Accept returns ErrListenerClosed",
+		Why:      "crash",
+	},
+	{
+		Scenario: "Crash/ServeTwice",
+		V015:     "two Serve calls run two accept loops; when the root closes, the second to return closes the children's channels again: the process crashes (close of closed channel)",
+		Ours:     "the second Serve returns an error at once; the first goes on",
+		Why:      "crash",
+	},
+	{
+		Scenario: "Crash/MatcherPanics",
+		V015:     "a matcher's panic, in the mux's goroutine, crashes the process",
+		Ours:     "the connection is closed, the error handler gets an error matching ErrMatcherPanic, Serve goes on",
+		Why:      "crash",
+	},
+	{
+		Scenario: "Crash/HandleErrorNil",
+		V015:     "HandleError(nil), then any error (an unmatched connection): the nil handler is called and the process crashes",
+		Ours:     "a nil handler is the default one: keep serving",
+		Why:      "crash",
+	},
+	{
 		Scenario: "HTTP2InvalidFirstFrames/SettingsAckFirst",
 		V015:     "HTTP2HeaderField reads past a SETTINGS ACK sent as the client's first frame and matches on the HEADERS that follow",
 		Ours:     "a SETTINGS ACK as the first frame is a no-match at once (no server accepts such a connection; README: decide early on real impossibilities); the connection goes to the next listener",
