@@ -33,6 +33,57 @@ type difference struct {
 
 var documentedDifferences = []difference{
 	{
+		Scenario: "MatchingEdges/HTTP2HeaderField/FrameOverDefaultMaxSize",
+		V015:     "reads frames up to 16 MiB while looking for HEADERS: a 20000-byte frame before HEADERS is skipped and the HEADERS match",
+		Ours:     "a frame larger than the default SETTINGS_MAX_FRAME_SIZE (16384), which the client may not send before the server raises it, is a no-match at once",
+		Why:      "protocol",
+	},
+	{
+		Scenario: "MatchingEdges/HTTP2HeaderField/TruncatedHPACK",
+		V015:     "matches on a field decoded before a header block whose HPACK ends mid-field (it never checks the block is complete)",
+		Ours:     "a header block that does not decode completely is a no-match (every server fails such a connection with COMPRESSION_ERROR)",
+		Why:      "protocol",
+	},
+	{
+		Scenario: "MatchingEdges/HTTP2HeaderField/EvenStreamID",
+		V015:     "matches HEADERS on an even stream id (2), which a client may not open",
+		Ours:     "HEADERS on an even stream id is a no-match at once",
+		Why:      "protocol",
+	},
+	{
+		Scenario: "Matching/HTTP1Fast/PATCH",
+		V015:     "HTTP1Fast() does not match PATCH: a PATCH request on a fresh connection goes to the next listener, or is closed",
+		Ours:     "HTTP1Fast() matches PATCH",
+		Why:      "protocol",
+		Restore:  "",
+	},
+	{
+		Scenario: "Defaults/MatchTimeout",
+		V015:     "no read timeout unless SetReadTimeout: a silent client holds a goroutine and its buffer forever",
+		Ours:     "matching is bounded by DefaultMatchTimeout (30 s), then matchers read a timeout error and the connection may still go to Any(); a silent client is not dropped within 1 s in either",
+		Why:      "unbounded",
+		Restore:  "MatchTimeout(0) or SetReadTimeout(0)",
+	},
+	{
+		Scenario: "MatchingBounds/PrefixDecidesEarly",
+		V015:     "prefix matchers (PrefixMatcher, HTTP1Fast, TLS) wait for the longest prefix plus one byte: a 3-byte SOCKS5 greeting behind HTTP1Fast() waits forever",
+		Ours:     "a prefix matcher says no on the first byte that rules it out: the greeting goes to PrefixMatcher(\"\\x05\") at once",
+		Why:      "hang",
+	},
+	{
+		Scenario: "MatchingBounds/SniffLimit",
+		V015:     "matchers may read any number of bytes while matching (a 100 KiB read matches)",
+		Ours:     "matchers read at most DefaultMaxSniffBytes (64 KiB), then ErrSniffLimit: the 100 KiB matcher says no and the connection goes to Any()",
+		Why:      "unbounded",
+		Restore:  "MaxSniffBytes(n)",
+	},
+	{
+		Scenario: "MatchingBounds/WriterBoundedByReadTimeout",
+		V015:     "SetReadTimeout sets only a read deadline: a writer matcher blocked writing to a client that does not read blocks forever",
+		Ours:     "the matching deadline bounds writes too: the write fails, the matcher says no, the connection goes to Any()",
+		Why:      "hang",
+	},
+	{
 		Scenario: "ErrorValues/ErrorsIsNetErrClosed/ErrListenerClosed",
 		V015:     "errors.Is(ErrListenerClosed, net.ErrClosed) is false",
 		Ours:     "true, so that the shutdown checks of code written for net listeners work on child listeners",
