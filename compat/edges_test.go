@@ -43,9 +43,9 @@ var (
 	hfText   = hpack.HeaderField{Name: "content-type", Value: "text/plain"}
 )
 
-func grpcField(lib *Lib) Matcher { return lib.HTTP2HeaderField("content-type", "application/grpc") }
+func grpcField(lib *Lib) Matcher  { return lib.HTTP2HeaderField("content-type", "application/grpc") }
 func routeField(lib *Lib) Matcher { return lib.HTTP1HeaderField("X-Route", "v1") }
-func http1(lib *Lib) Matcher     { return lib.HTTP1() }
+func http1(lib *Lib) Matcher      { return lib.HTTP1() }
 
 func headersFrame(fields ...hpack.HeaderField) func(fr *http2.Framer) {
 	return func(fr *http2.Framer) {

@@ -3,7 +3,6 @@ package compat
 import (
 	"bytes"
 	"crypto/tls"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -529,5 +528,3 @@ func TestMatchingBounds(t *testing.T) {
 		})
 	})
 }
-
-var _ = fmt.Sprintf
