@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"golang.org/x/net/http2/hpack"
 )
 
 // errHPACK is returned, possibly wrapped, by hpackDecoder.decode for any
@@ -260,7 +259,8 @@ func (d *hpackDecoder) str(p []byte) (hpackSpan, []byte, error) {
 	s, p := p[:n], p[n:]
 	off := len(d.arena)
 	if huffman {
-		if _, err := hpack.HuffmanDecode(&d.arena, s); err != nil {
+		var ok bool
+		if d.arena, ok = huffmanDecode(d.arena, s); !ok {
 			return hpackSpan{}, nil, errHPACKHuffman
 		}
 	} else {

@@ -75,6 +75,8 @@ type cMux struct {
 	stopping  bool
 	perSource map[netip.Addr]int // MaxMatchingPerSource: connections in inflight by source
 	wg        sync.WaitGroup     // connections being matched or delivered
+
+	workers workerPool // the goroutines that match connections
 }
 
 func newMux(l net.Listener, cfg *config) *cMux {
@@ -177,6 +179,7 @@ func (m *cMux) Serve() error {
 	m.abort()
 	m.interruptAccept(acceptDone)
 	m.wg.Wait()
+	m.workers.close()
 	m.finishServe()
 	return err
 }
@@ -392,7 +395,7 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 		mc := m.newConn(c)
 		switch m.track(mc) {
 		case tracked:
-			go m.serveConn(mc)
+			m.dispatch(mc)
 		case overSource:
 			m.release()
 			c.Close()

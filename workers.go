@@ -1,0 +1,126 @@
+package cmux
+
+import (
+	"sync"
+	"time"
+)
+
+// Matching runs on worker goroutines. A worker matches the connection it was
+// started for, then waits on its own channel for another one for up to
+// workerIdle; the accept loop hands a new connection to the worker that
+// went idle last, or starts a worker. Reusing goroutines spares each
+// connection a goroutine start and, above all, the growth of a fresh
+// goroutine's stack on the deeper matchers (HTTP/2 header blocks, TLS
+// ClientHellos, HTTP/1 headers).
+//
+// A cleaner goroutine runs while some worker is idle: every workerIdle/2 it
+// stops the workers idle for workerIdle or more, so that nothing the mux
+// started outlives a burst of connections by more than 1.5*workerIdle.
+const workerIdle = 500 * time.Millisecond
+
+type worker struct {
+	connc chan *MuxConn // a connection to match, or nil: exit
+	since time.Time     // when the worker went idle
+}
+
+// workerPool is the mux's set of idle workers.
+type workerPool struct {
+	mu       sync.Mutex
+	idle     []*worker // last idle at the end
+	cleaning bool      // the cleaner runs
+	closed   bool      // no worker may go idle any more
+	wg       sync.WaitGroup
+}
+
+// dispatch has c matched by m.serveConn on an idle worker, or a new one.
+func (m *cMux) dispatch(c *MuxConn) {
+	p := &m.workers
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.connc <- c
+		return
+	}
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go m.work(c)
+}
+
+// work is a worker: it matches c, then what dispatch hands it.
+func (m *cMux) work(c *MuxConn) {
+	p := &m.workers
+	defer p.wg.Done()
+	var w *worker
+	for c != nil {
+		m.serveConn(c)
+		if w == nil {
+			w = &worker{connc: make(chan *MuxConn)}
+		}
+		if !p.putIdle(m, w) {
+			return
+		}
+		c = <-w.connc
+	}
+}
+
+// putIdle lists w as idle; it reports false if the pool is closed.
+func (p *workerPool) putIdle(m *cMux, w *worker) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	w.since = time.Now()
+	p.idle = append(p.idle, w)
+	if !p.cleaning {
+		p.cleaning = true
+		p.wg.Add(1)
+		go p.clean()
+	}
+	return true
+}
+
+// clean stops the workers idle for workerIdle, until none is idle.
+func (p *workerPool) clean() {
+	defer p.wg.Done()
+	t := time.NewTimer(workerIdle / 2)
+	defer t.Stop()
+	for {
+		<-t.C
+		p.mu.Lock()
+		// The oldest idle workers are first.
+		old := time.Now().Add(-workerIdle)
+		n := 0
+		for n < len(p.idle) && !p.idle[n].since.After(old) {
+			close(p.idle[n].connc)
+			n++
+		}
+		p.idle = append(p.idle[:0], p.idle[n:]...)
+		clear(p.idle[len(p.idle):cap(p.idle)])
+		if len(p.idle) == 0 || p.closed {
+			p.cleaning = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		t.Reset(workerIdle / 2)
+	}
+}
+
+// close stops every idle worker and keeps the others from going idle, and
+// waits for every worker and the cleaner to exit. The accept loop must have
+// stopped.
+func (p *workerPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	for _, w := range p.idle {
+		close(w.connc)
+	}
+	clear(p.idle)
+	p.idle = p.idle[:0]
+	p.mu.Unlock()
+	p.wg.Wait()
+}
