@@ -33,6 +33,12 @@ type difference struct {
 
 var documentedDifferences = []difference{
 	{
+		Scenario: "RealClients/H2CBehindGRPCSendSettings",
+		V015:     "HTTP2MatchHeaderFieldSendSettings answers the SETTINGS of every HTTP/2 client, h2c clients of the HTTP server too; their ACK of it reaches net/http's HTTP/2 server, which fails the connection (requests on it error)",
+		Ours:     "no SETTINGS is written to a client whose first flight holds its HEADERS, and the ACK of a SETTINGS the mux wrote never reaches the child: h2c requests succeed",
+		Why:      "protocol",
+	},
+	{
 		Scenario: "MoreShutdown/CloseBeforeServe",
 		V015:     "Serve after Close runs an accept loop anyway (accepting, matching and dropping or queueing connections) until the root listener is closed",
 		Ours:     "Serve after Close returns at once with an error matching net.ErrClosed and ErrServerClosed",

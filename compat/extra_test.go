@@ -42,6 +42,32 @@ func TestMoreShutdown(t *testing.T) {
 		})
 	})
 
+	// Serve returns promptly once the root listener is closed, also after
+	// it has served connections (v0.1.5 returns within microseconds when
+	// no connection is being matched).
+	t.Run("ServeReturnsPromptly", func(t *testing.T) {
+		both(t, func(t *testing.T, lib *Lib) {
+			root := listen(t)
+			m := lib.New(root)
+			l := m.Match(lib.Any())
+			served := serve(m)
+			for range 3 {
+				send(t, root.Addr().String(), []byte("x"))
+				if r := within(t, accept(t, l), waitFor, "Accept"); r.err != nil {
+					t.Fatal(r.err)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+			start := time.Now()
+			root.Close()
+			err := served.wait(t, waitFor, "Serve")
+			if el := time.Since(start); el > 100*time.Millisecond {
+				t.Errorf("Serve returned %v after the root closed, want within 100ms", el)
+			}
+			requireRootAcceptError(t, err, root.Addr(), "Serve")
+		})
+	})
+
 	// IndependentListeners: closing one child leaves the root and the
 	// other children serving.
 	t.Run("IndependentListeners", func(t *testing.T) {
