@@ -8,6 +8,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,19 +43,30 @@ func mustURL(t *testing.T, s string) url.URL {
 // child listeners do not close the root, Close hangs: etcd ends Serve by
 // stopping its servers, which close their child listeners.
 func TestEmbedEtcdClose(t *testing.T) {
-	clientAddr, peerAddr := freeAddr(t), freeAddr(t)
-	cfg := embed.NewConfig()
-	cfg.Name = "compat"
-	cfg.Dir = t.TempDir()
-	cfg.LogLevel = "error"
-	cfg.ListenClientUrls = []url.URL{mustURL(t, "http://"+clientAddr)}
-	cfg.AdvertiseClientUrls = cfg.ListenClientUrls
-	cfg.ListenPeerUrls = []url.URL{mustURL(t, "http://"+peerAddr)}
-	cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
+	// A port found free may be taken before etcd binds it (other tests
+	// run on this machine): try again with new ports.
+	var e *embed.Etcd
+	var clientAddr, peerAddr string
+	for attempt := 0; ; attempt++ {
+		clientAddr, peerAddr = freeAddr(t), freeAddr(t)
+		cfg := embed.NewConfig()
+		cfg.Name = "compat"
+		cfg.Dir = t.TempDir()
+		cfg.LogLevel = "error"
+		cfg.ListenClientUrls = []url.URL{mustURL(t, "http://"+clientAddr)}
+		cfg.AdvertiseClientUrls = cfg.ListenClientUrls
+		cfg.ListenPeerUrls = []url.URL{mustURL(t, "http://"+peerAddr)}
+		cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		var err error
+		e, err = embed.StartEtcd(cfg)
+		if err == nil {
+			break
+		}
+		if attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			t.Logf("StartEtcd: %v; trying other ports", err)
+			continue
+		}
 		t.Fatalf("StartEtcd: %v", err)
 	}
 	closed := false
