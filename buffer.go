@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"sync"
-	"time"
 )
 
 // DefaultMaxSniffBytes is the default number of bytes the mux reads from a
@@ -84,9 +83,6 @@ type sniffer struct {
 	// zeroReads counts consecutive reads that returned nothing and no
 	// error.
 	zeroReads int
-	// deadline is the read deadline the mux set on the connection for the
-	// matching phase; zero if none.
-	deadline time.Time
 }
 
 func (s *sniffer) init(c *MuxConn, pools *bufferPools, max int) {

@@ -35,10 +35,16 @@ type MuxConn struct {
 	net.Conn
 
 	sniff sniffer
-	slot  int         // 1 + index in the mux's inflight list, 0 if not in it; under its connMu
-	h2    *h2Parse    // shared HTTP/2 parse while matching; nil if none
-	hello *helloParse // shared TLS ClientHello parse while matching; nil if none
-	proxy *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
+	slot  int // 1 + index in the mux's inflight list, 0 if not in it; under its connMu
+	// deadline ends the matching phase (Unix nanoseconds; 0: no bound).
+	// The mux's expirer sets a past deadline on the connection once it has
+	// passed (expired, under the mux's connMu); until then the connection
+	// has no deadline of the mux's.
+	deadline int64
+	expired  bool
+	h2       *h2Parse    // shared HTTP/2 parse while matching; nil if none
+	hello    *helloParse // shared TLS ClientHello parse while matching; nil if none
+	proxy    *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.

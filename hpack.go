@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-
 )
 
 // errHPACK is returned, possibly wrapped, by hpackDecoder.decode for any

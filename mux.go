@@ -74,6 +74,8 @@ type cMux struct {
 	inflight  []*MuxConn
 	stopping  bool
 	perSource map[netip.Addr]int // MaxMatchingPerSource: connections in inflight by source
+	expiring  bool               // the expirer runs
+	coarseNow int64              // Unix nanoseconds, as of the expirer's last tick or start
 	wg        sync.WaitGroup     // connections being matched or delivered
 
 	workers workerPool // the goroutines that match connections
@@ -464,16 +466,74 @@ func (m *cMux) track(c *MuxConn) int {
 	m.inflight = append(m.inflight, c)
 	c.slot = len(m.inflight)
 	m.wg.Add(1)
+	if d := time.Duration(m.timeout.Load()); d > 0 {
+		if !m.expiring {
+			m.expiring = true
+			m.coarseNow = time.Now().UnixNano()
+			m.workers.wg.Add(1)
+			go m.expire()
+		}
+		// coarseNow lags by up to a tick: the bound is d to d+2 ticks.
+		c.deadline = m.coarseNow + int64(d+expiryTick(d))
+	}
 	return tracked
 }
 
+// expiryTick is how often the expirer looks for connections past a
+// matching bound of d.
+func expiryTick(d time.Duration) time.Duration {
+	return min(max(d/8, 10*time.Millisecond), time.Second)
+}
+
+// expire runs while connections are being matched: every tick it sets a
+// past deadline on those whose matching deadline has passed, so that their
+// reads and writes fail with a timeout. Connections matched in time never
+// get a deadline of the mux's: setting and clearing one costs more than
+// the rest of their matching. It stops when nothing is in flight, or when
+// the mux aborts.
+func (m *cMux) expire() {
+	defer m.workers.wg.Done()
+	t := time.NewTimer(expiryTick(time.Duration(m.timeout.Load())))
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-m.abortc:
+			m.connMu.Lock()
+			m.expiring = false
+			m.connMu.Unlock()
+			return
+		}
+		now := time.Now().UnixNano()
+		m.connMu.Lock()
+		m.coarseNow = now
+		if m.stopping || len(m.inflight) == 0 {
+			m.expiring = false
+			m.connMu.Unlock()
+			return
+		}
+		for _, c := range m.inflight {
+			if !c.expired && c.deadline != 0 && now >= c.deadline {
+				c.expired = true
+				_ = c.Conn.SetDeadline(aLongTimeAgo)
+			}
+		}
+		m.connMu.Unlock()
+		t.Reset(expiryTick(time.Duration(m.timeout.Load())))
+	}
+}
+
 // untrack ends the matching of c and frees its MaxMatching slot; it
-// reports false if the mux aborted c, which is then closed.
+// reports false if the mux aborted c, which is then closed. It clears the
+// deadline the expirer set on c, if any.
 func (m *cMux) untrack(c *MuxConn) bool {
 	m.connMu.Lock()
 	defer m.connMu.Unlock()
 	if c.slot == 0 {
 		return false
+	}
+	if c.expired {
+		_ = c.Conn.SetDeadline(time.Time{})
 	}
 	i, last := c.slot-1, len(m.inflight)-1
 	m.inflight[i] = m.inflight[last]
@@ -515,13 +575,6 @@ func (m *cMux) newConn(c net.Conn) *MuxConn {
 // serveConn matches c and delivers it, or closes it.
 func (m *cMux) serveConn(c *MuxConn) {
 	defer m.wg.Done()
-	timeout := time.Duration(m.timeout.Load())
-	if timeout > 0 {
-		// The bound covers writes too: a writer matcher must not block on
-		// a client that does not read.
-		c.sniff.deadline = time.Now().Add(timeout)
-		_ = c.Conn.SetDeadline(c.sniff.deadline)
-	}
 	if m.proxy != nil {
 		if err := m.readProxyHeader(c); err != nil {
 			m.drop(c, err)
@@ -529,7 +582,7 @@ func (m *cMux) serveConn(c *MuxConn) {
 		}
 	}
 	if l, err := m.match(c); l != nil {
-		m.deliver(c, l, timeout > 0)
+		m.deliver(c, l)
 	} else {
 		m.drop(c, err)
 	}
@@ -586,14 +639,11 @@ func (m *cMux) report(err error) {
 }
 
 // deliver hands c, matched by l, to l's Accept.
-func (m *cMux) deliver(c *MuxConn, l *muxListener, clearDeadline bool) {
+func (m *cMux) deliver(c *MuxConn, l *muxListener) {
 	if !m.untrack(c) {
 		// The mux aborted while c was matched, and closed it.
 		c.endMatching(false)
 		return
-	}
-	if clearDeadline {
-		_ = c.Conn.SetDeadline(time.Time{})
 	}
 	c.endMatching(true)
 	dc := c.deliverable(m.exposeTLS)

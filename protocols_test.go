@@ -764,7 +764,9 @@ func prTCPPair(t *testing.T, deadline time.Time) (client net.Conn, mc *MuxConn) 
 	mc = &MuxConn{Conn: server}
 	mc.sniff.init(mc, prPools, DefaultMaxSniffBytes)
 	t.Cleanup(mc.sniff.release)
-	mc.sniff.deadline = deadline
+	if !deadline.IsZero() {
+		mc.deadline = deadline.UnixNano()
+	}
 	require.NoError(t, server.SetReadDeadline(deadline))
 	return client, mc
 }

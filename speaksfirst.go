@@ -66,17 +66,24 @@ func (s *sniffer) silentFor(d time.Duration) bool {
 		return isTimeoutErr(s.err)
 	}
 	until := time.Now().Add(d)
-	own := s.deadline.IsZero() || until.Before(s.deadline)
-	if own && s.conn.Conn.SetReadDeadline(until) != nil {
+	own := true
+	if dl := s.conn.deadline; dl != 0 && dl < until.UnixNano() {
+		until, own = time.Unix(0, dl), false
+	}
+	if s.conn.Conn.SetReadDeadline(until) != nil {
 		// No way to bound the wait: the client is not known to be silent.
 		return false
 	}
 	err := s.fill(1)
-	if own {
-		_ = s.conn.Conn.SetReadDeadline(s.deadline)
-		if isTimeoutErr(s.err) {
-			s.err = nil
-		}
+	// Back to the mux's bound: none before the matching deadline, past
+	// once it has passed.
+	restore := time.Time{}
+	if dl := s.conn.deadline; dl != 0 && time.Now().UnixNano() >= dl {
+		restore = aLongTimeAgo
+	}
+	_ = s.conn.Conn.SetReadDeadline(restore)
+	if own && isTimeoutErr(s.err) {
+		s.err = nil
 	}
 	return len(s.buf) == 0 && isTimeoutErr(err)
 }

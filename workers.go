@@ -26,9 +26,10 @@ type worker struct {
 // workerPool is the mux's set of idle workers.
 type workerPool struct {
 	mu       sync.Mutex
-	idle     []*worker // last idle at the end
-	cleaning bool      // the cleaner runs
-	closed   bool      // no worker may go idle any more
+	idle     []*worker     // last idle at the end
+	cleaning bool          // the cleaner runs
+	closed   bool          // no worker may go idle any more
+	quit     chan struct{} // closed with closed; nil until the cleaner first runs
 	wg       sync.WaitGroup
 }
 
@@ -77,19 +78,26 @@ func (p *workerPool) putIdle(m *cMux, w *worker) bool {
 	p.idle = append(p.idle, w)
 	if !p.cleaning {
 		p.cleaning = true
+		if p.quit == nil {
+			p.quit = make(chan struct{})
+		}
 		p.wg.Add(1)
-		go p.clean()
+		go p.clean(p.quit)
 	}
 	return true
 }
 
 // clean stops the workers idle for workerIdle, until none is idle.
-func (p *workerPool) clean() {
+func (p *workerPool) clean(quit <-chan struct{}) {
 	defer p.wg.Done()
 	t := time.NewTimer(workerIdle / 2)
 	defer t.Stop()
 	for {
-		<-t.C
+		select {
+		case <-t.C:
+		case <-quit:
+			return
+		}
 		p.mu.Lock()
 		// The oldest idle workers are first.
 		old := time.Now().Add(-workerIdle)
@@ -116,6 +124,9 @@ func (p *workerPool) clean() {
 func (p *workerPool) close() {
 	p.mu.Lock()
 	p.closed = true
+	if p.quit != nil {
+		close(p.quit)
+	}
 	for _, w := range p.idle {
 		close(w.connc)
 	}
