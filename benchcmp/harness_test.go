@@ -3,6 +3,7 @@ package benchcmp
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -254,7 +255,7 @@ var errServeHung = errors.New("Serve did not return within 10s after Close")
 // Serve returns only when the root's Accept fails), the Close of the given
 // connections (v0.1.5's Serve waits for the connections still being
 // matched), then waits for Serve.
-func stop(r *running, root *memListener, conns []*memConn) error {
+func stop(r *running, root io.Closer, conns []*memConn) error {
 	r.close()
 	root.Close()
 	for _, c := range conns {

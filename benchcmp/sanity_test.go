@@ -3,10 +3,13 @@ package benchcmp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -136,16 +139,7 @@ func checkCase(t *testing.T, lib library, c benchCase, gated bool) {
 	mc.mu.Lock()
 	wrote := bytes.Clone(mc.rec.Bytes())
 	mc.mu.Unlock()
-	switch {
-	case !c.settings && len(wrote) != 0:
-		t.Errorf("the mux wrote %x to the client, want nothing", wrote)
-	case c.settings && !settingsFrames(wrote):
-		t.Errorf("the mux wrote %x to the client, want SETTINGS frames only", wrote)
-	case gated && len(wrote) == 0:
-		t.Error("the client waits for SETTINGS, and the mux wrote nothing")
-	case c.settings:
-		t.Logf("the mux wrote %d bytes of SETTINGS", len(wrote))
-	}
+	checkWritten(t, c, gated, wrote)
 
 	if err := d.conn.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -158,6 +152,196 @@ func checkCase(t *testing.T, lib library, c benchCase, gated bool) {
 	}
 	if r.err == nil {
 		t.Error("Serve returned nil after Close")
+	}
+	waitGoroutines(t, base)
+}
+
+// checkWritten checks what the mux wrote to the client of case c: nothing,
+// or SETTINGS frames if the case's matcher may send them (and some if the
+// client waited for them).
+func checkWritten(t *testing.T, c benchCase, gated bool, wrote []byte) {
+	t.Helper()
+	switch {
+	case !c.settings && len(wrote) != 0:
+		t.Errorf("the mux wrote %x to the client, want nothing", wrote)
+	case c.settings && !settingsFrames(wrote):
+		t.Errorf("the mux wrote %x to the client, want SETTINGS frames only", wrote)
+	case gated && len(wrote) == 0:
+		t.Error("the client waits for SETTINGS, and the mux wrote nothing")
+	case c.settings:
+		t.Logf("the mux wrote %d bytes of SETTINGS", len(wrote))
+	}
+}
+
+// TestTCPCases is TestCases over loopback TCP, the harness of
+// BenchmarkTCPPath: a client dials the mux's TCP root listener and sends
+// the case's flight; the connection must reach the case's child with its
+// bytes intact; once the server closes it, the client must read the end of
+// the stream, after what the mux wrote, if anything.
+func TestTCPCases(t *testing.T) {
+	for _, c := range cases() {
+		for _, lib := range libs {
+			t.Run("case="+c.name+"/lib="+lib.name, func(t *testing.T) { checkTCPCase(t, lib, c, false) })
+		}
+		if c.gate == 0 {
+			continue
+		}
+		for _, lib := range libs {
+			t.Run("case="+c.name+"-client-waits/lib="+lib.name, func(t *testing.T) { checkTCPCase(t, lib, c, true) })
+		}
+	}
+}
+
+// TestTCPCasesMiss is TestCasesMiss over loopback TCP: the client must see
+// the connection end, and no child must get it.
+func TestTCPCasesMiss(t *testing.T) {
+	for _, c := range cases() {
+		if c.miss == nil {
+			continue
+		}
+		for _, lib := range libs {
+			t.Run("case="+c.name+"/lib="+lib.name, func(t *testing.T) { checkTCPMiss(t, lib, c) })
+		}
+	}
+}
+
+// clientResult is what a sanity test's TCP client read, and the error
+// that ended its reading.
+type clientResult struct {
+	read []byte
+	err  error
+}
+
+// tcpTestClient dials addr and sends flight; if gate is not 0, it sends
+// flight[:gate] first and the rest only once it has read something from
+// the server. Then it reads until the connection ends, and sends what it
+// read on the returned channel. It gives up after 10s.
+func tcpTestClient(addr netip.AddrPort, flight []byte, gate int) <-chan clientResult {
+	res := make(chan clientResult, 1)
+	go func() {
+		conn, err := dial(addr)
+		if err != nil {
+			res <- clientResult{err: err}
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		var read []byte
+		if gate > 0 {
+			if _, err := conn.Write(flight[:gate]); err != nil {
+				res <- clientResult{err: err}
+				return
+			}
+			buf := make([]byte, 512)
+			n, err := conn.Read(buf)
+			read = buf[:n]
+			if err != nil {
+				res <- clientResult{read, fmt.Errorf("waiting for the server's first bytes: %w", err)}
+				return
+			}
+			flight = flight[gate:]
+		}
+		if _, err := conn.Write(flight); err != nil {
+			res <- clientResult{read, err}
+			return
+		}
+		rest, err := readAll(conn)
+		res <- clientResult{append(read, rest...), err}
+	}()
+	return res
+}
+
+func checkTCPCase(t *testing.T, lib library, c benchCase, gated bool) {
+	base := runtime.NumGoroutine()
+	root, addr := listenTCP(t)
+	r := lib.start(root, c.children)
+	got := make(chan delivered, len(r.children))
+	for i, l := range r.children {
+		go func() {
+			if conn, err := l.Accept(); err == nil {
+				got <- delivered{i, conn}
+			}
+		}()
+	}
+	gate := 0
+	if gated {
+		gate = c.gate
+	}
+	client := tcpTestClient(addr, c.flight, gate)
+
+	var d delivered
+	select {
+	case d = <-got:
+	case res := <-client:
+		stop(r, root, nil)
+		t.Fatalf("the client ended before delivery: %v (read %x)", res.err, res.read)
+	case <-time.After(5 * time.Second):
+		stop(r, root, nil)
+		t.Fatalf("connection not delivered within 5s")
+	}
+	if d.child != c.want {
+		t.Errorf("delivered to child %d, want %d", d.child, c.want)
+	}
+
+	// The server reads the whole flight, then nothing more.
+	d.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, len(c.flight))
+	if n, err := io.ReadFull(d.conn, buf); err != nil {
+		t.Errorf("read %d of %d bytes of the flight: %v", n, len(c.flight), err)
+	} else if !bytes.Equal(buf, c.flight) {
+		t.Errorf("the server read\n%q\nwant\n%q", buf, c.flight)
+	}
+	d.conn.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if n, err := d.conn.Read(make([]byte, 64)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read after the flight: %d bytes, %v; want a timeout", n, err)
+	}
+	if err := d.conn.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	// The server read everything: the client sees the end of the stream,
+	// not a reset.
+	res := <-client
+	if res.err != io.EOF {
+		t.Errorf("the client's read ended with %v, want EOF", res.err)
+	}
+	checkWritten(t, c, gated, res.read)
+
+	if err := stop(r, root, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.err == nil {
+		t.Error("Serve returned nil after Close")
+	}
+	waitGoroutines(t, base)
+}
+
+func checkTCPMiss(t *testing.T, lib library, c benchCase) {
+	base := runtime.NumGoroutine()
+	root, addr := listenTCP(t)
+	r := lib.start(root, c.children)
+	got := make(chan delivered, len(r.children))
+	for i, l := range r.children {
+		go func() {
+			if conn, err := l.Accept(); err == nil {
+				got <- delivered{i, conn}
+			}
+		}()
+	}
+	// The mux closes the connection, maybe with bytes unread: the client
+	// sees the end of the stream or a reset.
+	res := <-tcpTestClient(addr, c.miss, 0)
+	if res.err != io.EOF && !errors.Is(res.err, syscall.ECONNRESET) {
+		t.Errorf("the client's read ended with %v, want EOF or a reset", res.err)
+	}
+	select {
+	case d := <-got:
+		t.Errorf("delivered to child %d", d.child)
+		d.conn.Close()
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := stop(r, root, nil); err != nil {
+		t.Fatal(err)
 	}
 	waitGoroutines(t, base)
 }
