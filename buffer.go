@@ -83,7 +83,21 @@ type sniffer struct {
 	// zeroReads counts consecutive reads that returned nothing and no
 	// error.
 	zeroReads int
+	// now is set while the accept loop matches the connection itself:
+	// reads must not wait, and writes are not made. A read that would wait
+	// or a write sets blocked, and the connection goes to a worker, which
+	// matches it again from the first byte with what was read.
+	now     *nowReader
+	nowSock bool // the connection is a socket readNow can read
+	blocked bool
+	// builtin is set by the matchers of this package when they are given
+	// the sniffer: see matcherKind.
+	builtin bool
 }
+
+// errWouldBlock is what matchers read when the accept loop's matching
+// stops for lack of bytes; they never see it on a worker.
+var errWouldBlock = errors.New("cmux: no bytes yet")
 
 func (s *sniffer) init(c *MuxConn, pools *bufferPools, max int) {
 	s.conn = c
@@ -118,7 +132,13 @@ func (s *sniffer) Read(p []byte) (int, error) {
 }
 
 // Write implements io.Writer for writer matchers: it writes to the peer.
-func (s *sniffer) Write(p []byte) (int, error) { return s.conn.Conn.Write(p) }
+func (s *sniffer) Write(p []byte) (int, error) {
+	if s.now != nil {
+		s.blocked = true
+		return 0, errWouldBlock
+	}
+	return s.conn.Conn.Write(p)
+}
 
 // peek returns the first n bytes of the connection, reading from it as
 // needed. If fewer than n bytes can be had, it returns all there are and the
@@ -148,6 +168,13 @@ func (s *sniffer) fill(n int) error {
 		if len(s.buf) >= s.max {
 			return ErrSniffLimit
 		}
+		if s.now != nil {
+			if s.blocked || !s.fillNow() {
+				s.blocked = true
+				return errWouldBlock
+			}
+			continue
+		}
 		if len(s.buf) == cap(s.buf) {
 			if s.bufp == nil {
 				// No buffer before the first byte is there.
@@ -171,6 +198,30 @@ func (s *sniffer) fill(n int) error {
 		}
 	}
 	return nil
+}
+
+// fillNow reads what the connection has without waiting; it reports
+// false if that is nothing.
+func (s *sniffer) fillNow() bool {
+	if !s.nowSock {
+		return false
+	}
+	empty := s.bufp == nil
+	if len(s.buf) == cap(s.buf) {
+		s.grow()
+	}
+	m, err, ok := s.now.readNow(s.conn.Conn, s.buf[len(s.buf):cap(s.buf)])
+	if !ok {
+		if empty {
+			s.release()
+		}
+		return false
+	}
+	s.buf = s.buf[:len(s.buf)+m]
+	if err != nil {
+		s.err = err
+	}
+	return true
 }
 
 // grow moves the buffered bytes to a pooled buffer of the next class up.
@@ -225,6 +276,7 @@ type peeker interface {
 // reads r into a private buffer.
 func asPeeker(r io.Reader) peeker {
 	if s, ok := r.(*sniffer); ok {
+		s.builtin = true
 		return s
 	}
 	return &readerPeeker{r: r}

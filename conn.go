@@ -42,9 +42,12 @@ type MuxConn struct {
 	// has no deadline of the mux's.
 	deadline int64
 	expired  bool
-	h2       *h2Parse    // shared HTTP/2 parse while matching; nil if none
-	hello    *helloParse // shared TLS ClientHello parse while matching; nil if none
-	proxy    *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
+	// resume is where matching goes on after the accept loop stopped:
+	// the index of the listener, and of its matcher.
+	resumeL, resumeM int32
+	h2               *h2Parse    // shared HTTP/2 parse while matching; nil if none
+	hello            *helloParse // shared TLS ClientHello parse while matching; nil if none
+	proxy            *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
@@ -62,10 +65,9 @@ type MuxConn struct {
 	wroteSettings bool
 }
 
-// endMatching ends the matching phase of c. If c is to be delivered, it
-// makes the sniffed bytes the start of what c reads; otherwise it returns
-// every buffer.
-func (c *MuxConn) endMatching(delivered bool) {
+// forgetParses drops the parses the matchers shared, which a matching
+// stopped for lack of bytes leaves incomplete.
+func (c *MuxConn) forgetParses() {
 	if c.h2 != nil {
 		putH2Parse(c.h2)
 		c.h2 = nil
@@ -74,6 +76,13 @@ func (c *MuxConn) endMatching(delivered bool) {
 		putHelloParse(c.hello)
 		c.hello = nil
 	}
+}
+
+// endMatching ends the matching phase of c. If c is to be delivered, it
+// makes the sniffed bytes the start of what c reads; otherwise it returns
+// every buffer.
+func (c *MuxConn) endMatching(delivered bool) {
+	c.forgetParses()
 	if !delivered {
 		c.sniff.release()
 		return

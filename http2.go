@@ -105,6 +105,7 @@ func HTTP2MatchHeaderFieldPrefixSendSettings(name, valuePrefix string) MatchWrit
 func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) bool {
 	var hp *h2Parse
 	if s, ok := r.(*sniffer); ok {
+		s.builtin = true
 		// One parse per connection, shared by every HTTP/2 matcher.
 		c := s.conn
 		if c.h2 == nil {
@@ -147,6 +148,11 @@ type settingsWriter interface {
 // writeSettings writes the mux's SETTINGS frame once per connection.
 func (c *MuxConn) writeSettings() {
 	if c.wroteSettings {
+		return
+	}
+	if c.sniff.now != nil {
+		// The client waits: not for the accept loop.
+		c.sniff.blocked = true
 		return
 	}
 	c.wroteSettings = true

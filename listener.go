@@ -20,6 +20,7 @@ const listenerQueue = 1024
 type muxListener struct {
 	m        *cMux
 	matchers []MatchWriter
+	kinds    []atomic.Uint32 // a matcherKind for each matcher
 	connc    chan net.Conn
 	done     chan struct{}
 	doneOnce sync.Once
@@ -30,6 +31,7 @@ func newMuxListener(m *cMux, matchers []MatchWriter) *muxListener {
 	return &muxListener{
 		m:        m,
 		matchers: matchers,
+		kinds:    make([]atomic.Uint32, len(matchers)),
 		connc:    make(chan net.Conn, listenerQueue),
 		done:     make(chan struct{}),
 	}

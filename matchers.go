@@ -7,7 +7,12 @@ import (
 
 // Any matches every connection without reading from it.
 func Any() Matcher {
-	return func(io.Reader) bool { return true }
+	return func(r io.Reader) bool {
+		if s, ok := r.(*sniffer); ok {
+			s.builtin = true
+		}
+		return true
+	}
 }
 
 // PrefixMatcher matches a connection that starts with any of strs. It says

@@ -360,6 +360,7 @@ func (m *cMux) closedError() error {
 func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 	defer close(done)
 	var delay time.Duration
+	var now nowReader
 	for {
 		if m.sem != nil {
 			if err := m.acquire(); err != nil {
@@ -397,7 +398,9 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 		mc := m.newConn(c)
 		switch m.track(mc) {
 		case tracked:
-			m.dispatch(mc)
+			if !m.matchNow(mc, &now) {
+				m.dispatch(mc)
+			}
 		case overSource:
 			m.release()
 			c.Close()
@@ -582,10 +585,45 @@ func (m *cMux) serveConn(c *MuxConn) {
 		}
 	}
 	if l, err := m.match(c); l != nil {
-		m.deliver(c, l)
+		m.deliver(c, l, false)
 	} else {
 		m.drop(c, err)
 	}
+}
+
+// matchNow matches c on the accept loop when the bytes its matchers need
+// are there already (read without waiting, on a socket), or when they
+// need none, and delivers or drops it. It reports false, having read
+// nothing it will not replay, if some matcher would have to wait or write:
+// then a worker matches c.
+func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
+	if m.proxy != nil {
+		return false
+	}
+	c.sniff.now = now
+	if c.sniff.nowSock = isSocket(c.Conn); c.sniff.nowSock {
+		// No matcher runs before the first bytes are there.
+		_ = c.sniff.fill(1)
+	}
+	var l *muxListener
+	var err error
+	if !c.sniff.blocked {
+		l, err = m.match(c)
+	}
+	c.sniff.now = nil
+	if c.sniff.blocked {
+		c.sniff.blocked = false
+		c.sniff.rewind()
+		c.forgetParses()
+		return false
+	}
+	if l != nil {
+		m.deliver(c, l, true)
+	} else {
+		m.drop(c, err)
+	}
+	m.wg.Done()
+	return true
 }
 
 // drop closes c, which is not to be delivered, and reports err, unless the
@@ -600,6 +638,25 @@ func (m *cMux) drop(c *MuxConn, err error) {
 	c.endMatching(false)
 }
 
+// What the mux knows of a matcher. The accept loop runs only the matchers
+// of this package, which are functions of the bytes alone and say so by
+// setting sniffer.builtin when they run: running one again on a worker,
+// when the bytes it needs are not all there yet, is then invisible. Other
+// matchers run on workers alone, once per connection; the mux learns which
+// are which by running them there.
+const (
+	kindUnknown = iota
+	kindBuiltin
+	kindOther
+)
+
+func kindOf(builtin bool) uint32 {
+	if builtin {
+		return kindBuiltin
+	}
+	return kindOther
+}
+
 // match runs the matchers on c and returns the listener of the first that
 // says yes; if none does, it returns ErrNotMatched, or the panic of a
 // matcher.
@@ -611,11 +668,32 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 			l, err = nil, &matcherPanic{remote: remoteAddr(c), value: v, stack: buf}
 		}
 	}()
-	for _, l := range *m.lst.Load() {
-		for _, mt := range l.matchers {
-			c.sniff.rewind()
-			if mt(&c.sniff, &c.sniff) {
-				return l, nil
+	s := &c.sniff
+	lst := *m.lst.Load()
+	for i := int(c.resumeL); i < len(lst); i++ {
+		l := lst[i]
+		j := 0
+		if i == int(c.resumeL) {
+			j = int(c.resumeM)
+		}
+		for ; j < len(l.matchers); j++ {
+			kind := &l.kinds[j]
+			if s.now != nil && kind.Load() != kindBuiltin {
+				s.blocked = true
+			} else {
+				s.rewind()
+				s.builtin = false
+				ok := l.matchers[j](s, s)
+				if k := kindOf(s.builtin); kind.Load() != k {
+					kind.Store(k)
+				}
+				if ok && !s.blocked {
+					return l, nil
+				}
+			}
+			if s.blocked {
+				c.resumeL, c.resumeM = int32(i), int32(j)
+				return nil, errWouldBlock
 			}
 		}
 	}
@@ -638,8 +716,9 @@ func (m *cMux) report(err error) {
 	}
 }
 
-// deliver hands c, matched by l, to l's Accept.
-func (m *cMux) deliver(c *MuxConn, l *muxListener) {
+// deliver hands c, matched by l, to l's Accept. On the accept loop (now),
+// it does not wait for room in a full queue: a goroutine does.
+func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 	if !m.untrack(c) {
 		// The mux aborted while c was matched, and closed it.
 		c.endMatching(false)
@@ -649,21 +728,37 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener) {
 	dc := c.deliverable(m.exposeTLS)
 	select {
 	case l.connc <- dc:
+		m.delivered(l)
 	default:
-		// The queue is full: wait for room, unless the listener or the
-		// mux stops first.
-		select {
-		case l.connc <- dc:
-		case <-l.done:
-			dc.Close()
-			return
-		case <-m.abortc:
-			dc.Close()
+		if now {
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.enqueue(dc, l)
+			}()
 			return
 		}
+		m.enqueue(dc, l)
 	}
-	// The listener or the mux may have closed while we sent; whoever closed
-	// it drains what was queued before, and we drain what came after.
+}
+
+// enqueue waits for room in l's full queue for dc, unless the listener or
+// the mux stops first.
+func (m *cMux) enqueue(dc net.Conn, l *muxListener) {
+	select {
+	case l.connc <- dc:
+		m.delivered(l)
+	case <-l.done:
+		dc.Close()
+	case <-m.abortc:
+		dc.Close()
+	}
+}
+
+// delivered follows a send to l's queue: the listener or the mux may have
+// closed while we sent; whoever closed it drains what was queued before,
+// and we drain what came after.
+func (m *cMux) delivered(l *muxListener) {
 	if l.closed.Load() || m.closed.Load() {
 		l.drain()
 	}

@@ -7,3 +7,12 @@ import "net"
 // waitReadable returns at once where the mux has no way to wait for
 // readability without reading.
 func waitReadable(net.Conn) {}
+
+// isSocket reports whether readNow can read from c: never here.
+func isSocket(net.Conn) bool { return false }
+
+// nowReader is the state of readNow.
+type nowReader struct{}
+
+// readNow reports that it cannot read without waiting here.
+func (r *nowReader) readNow(net.Conn, []byte) (int, error, bool) { return 0, nil, false }

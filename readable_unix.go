@@ -3,7 +3,9 @@
 package cmux
 
 import (
+	"io"
 	"net"
+	"os"
 	"syscall"
 )
 
@@ -32,4 +34,60 @@ func peekReadable(fd uintptr) bool {
 	var b [1]byte
 	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+}
+
+// isSocket reports whether readNow can read from c.
+func isSocket(c net.Conn) bool {
+	_, ok := c.(syscall.Conn)
+	return ok
+}
+
+// readNow reads from c into p without waiting, when c is a socket: ok
+// reports false if c is not one or has nothing to read yet. The accept loop
+// owns r, whose callback is made once, so that a read allocates nothing but
+// the socket's RawConn.
+func (r *nowReader) readNow(c net.Conn, p []byte) (n int, err error, ok bool) {
+	sc, isSock := c.(syscall.Conn)
+	if !isSock {
+		return 0, nil, false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return 0, nil, false
+	}
+	if r.fn == nil {
+		r.fn = r.read
+	}
+	r.p = p
+	if err := rc.Read(r.fn); err != nil {
+		// Closed: let a blocking read tell.
+		return 0, nil, false
+	}
+	n, err = r.n, r.err
+	r.p, r.err = nil, nil
+	switch {
+	case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
+		return 0, nil, false
+	case err != nil:
+		return 0, os.NewSyscallError("read", err), true
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF, true
+	}
+	return n, nil, true
+}
+
+// nowReader is the state of readNow.
+type nowReader struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(uintptr) bool
+}
+
+func (r *nowReader) read(fd uintptr) bool {
+	r.n, r.err = syscall.Read(int(fd), r.p)
+	if r.n < 0 {
+		r.n = 0
+	}
+	return true
 }

@@ -48,6 +48,7 @@ func Silent(d time.Duration) Matcher {
 	}
 	return func(r io.Reader) bool {
 		if s, ok := r.(*sniffer); ok {
+			s.builtin = true
 			return s.silentFor(d)
 		}
 		b, err := asPeeker(r).peek(1)
@@ -59,6 +60,12 @@ func Silent(d time.Duration) Matcher {
 // the matching deadline, if sooner). A timeout of its own does not stick:
 // it restores the matching deadline and clears the error.
 func (s *sniffer) silentFor(d time.Duration) bool {
+	if s.now != nil && len(s.buf) == 0 && s.err == nil {
+		// Waiting is for a worker.
+		if _ = s.fill(1); s.blocked {
+			return false
+		}
+	}
 	if len(s.buf) > 0 {
 		return false
 	}

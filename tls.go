@@ -141,6 +141,7 @@ func TLSVersion(versions ...uint16) Matcher {
 // when r is the mux's, and reports whether it is well-formed and f says yes.
 func matchHello(r io.Reader, f func(*helloParse) bool) bool {
 	if s, ok := r.(*sniffer); ok && s.conn != nil {
+		s.builtin = true
 		c := s.conn
 		if c.hello == nil {
 			c.hello = getHelloParse()
