@@ -63,7 +63,11 @@ func benchFullPath(b *testing.B, lib library, c benchCase) {
 // process per connection, the clients' included, and so are B/op and
 // allocs/op: the clients' share is the same for both libraries. Most of
 // it is the kernel's: usr-ns/op and sys-ns/op split the process's CPU time
-// (getrusage) per connection into user space and kernel.
+// (getrusage) per connection into user space and kernel. rst/op is the
+// TCP resets sent per connection, by either end (the whole network
+// namespace's, from /proc/net/snmp): a server that closes a connection
+// with bytes unread resets it, and a reset costs the kernel less than a
+// FIN and a TIME_WAIT.
 //
 // Each connection leaves a socket in TIME_WAIT on the side that closed
 // first (the server, unless it closed with unread bytes, which resets the
@@ -88,15 +92,20 @@ func benchTCPPath(b *testing.B, lib library, c benchCase) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	u0, s0 := cpuTime()
+	rst0 := tcpOutRsts()
 	dialErr := dialTCP(addr, c.flight, b.N)
 	var err error
 	if dialErr == nil {
 		err = <-done
 	}
 	u1, s1 := cpuTime()
+	rst1 := tcpOutRsts()
 	b.StopTimer()
 	b.ReportMetric(float64(u1-u0)/float64(b.N), "usr-ns/op")
 	b.ReportMetric(float64(s1-s0)/float64(b.N), "sys-ns/op")
+	if rst0 >= 0 && rst1 >= 0 {
+		b.ReportMetric(float64(rst1-rst0)/float64(b.N), "rst/op")
+	}
 
 	if dialErr != nil {
 		b.Errorf("dial: %v", dialErr)

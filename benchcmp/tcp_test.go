@@ -4,6 +4,9 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -116,4 +119,33 @@ func cpuTime() (user, sys time.Duration) {
 		return 0, 0
 	}
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
+// tcpOutRsts is the number of TCP resets the network namespace has sent so
+// far (OutRsts in /proc/net/snmp), or -1 where it cannot be read.
+func tcpOutRsts() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return -1
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, name := range names {
+			if name == "OutRsts" && i < len(f) {
+				if n, err := strconv.ParseInt(f[i], 10, 64); err == nil {
+					return n
+				}
+			}
+		}
+		return -1
+	}
+	return -1
 }

@@ -1,6 +1,11 @@
-// Command report prints the markdown tables of RESULTS.md from the output
-// of the benchmarks (go test -bench, any -count) and a TSV of callgrind
-// totals written by run.sh (lines "case lib N Ir").
+// Command report prints a markdown table of RESULTS.md from the output of
+// the benchmarks (go test -bench, any -count) and a TSV of callgrind totals
+// written by run.sh (lines "benchmark case lib N Ir", where benchmark is
+// FullPath or TCPPath). -table picks the table:
+//
+//   - full: BenchmarkFullPath, with instructions per connection;
+//   - tcp: BenchmarkTCPPath, the same with the user and system CPU time;
+//   - idle: BenchmarkIdleConns.
 //
 // Every ratio is cmux / v0.1.5: below 1 means cmux costs less.
 package main
@@ -19,10 +24,11 @@ import (
 
 func main() {
 	benchFile := flag.String("bench", "", "go test -bench output")
-	cgFile := flag.String("callgrind", "", "TSV of callgrind totals: case, lib, N, Ir")
+	cgFile := flag.String("callgrind", "", "TSV of callgrind totals: benchmark, case, lib, N, Ir")
+	table := flag.String("table", "", "the table to print: full, tcp or idle")
 	flag.Parse()
-	if *benchFile == "" {
-		fmt.Fprintln(os.Stderr, "usage: report -bench FILE [-callgrind FILE]")
+	if *benchFile == "" || (*table != "full" && *table != "tcp" && *table != "idle") {
+		fmt.Fprintln(os.Stderr, "usage: report -bench FILE [-callgrind FILE] -table full|tcp|idle")
 		os.Exit(2)
 	}
 	b, err := readBench(*benchFile)
@@ -35,9 +41,14 @@ func main() {
 			fail(err)
 		}
 	}
-	writeFullPath(os.Stdout, b, cg)
-	fmt.Println()
-	writeIdle(os.Stdout, b)
+	switch *table {
+	case "full":
+		writePath(os.Stdout, b, cg, "FullPath", []string{"ns/op", "B/op", "allocs/op"})
+	case "tcp":
+		writePath(os.Stdout, b, cg, "TCPPath", []string{"ns/op", "usr-ns/op", "sys-ns/op", "B/op", "allocs/op", "rst/op"})
+	case "idle":
+		writeIdle(os.Stdout, b)
+	}
 }
 
 func fail(err error) {
@@ -45,18 +56,19 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// key is a case and a library.
-type key struct{ bench, lib string }
+// key is a benchmark (without "Benchmark"), a case ("" if it has none) and
+// a library.
+type key struct{ bench, cas, lib string }
 
-// results holds, per benchmark and unit, every measured value, and the
-// cases in the order they first appear.
+// results holds, per benchmark, case, library and unit, every measured
+// value, and each benchmark's cases in the order they first appear.
 type results struct {
 	vals  map[key]map[string][]float64
-	order []string
+	order map[string][]string
 }
 
 // nameRE splits a benchmark name: top, optional case, lib, -GOMAXPROCS.
-var nameRE = regexp.MustCompile(`^(Benchmark\w+)(?:/case=([^/]+))?/lib=([^/\s-]+)(?:-\d+)?$`)
+var nameRE = regexp.MustCompile(`^Benchmark(\w+)(?:/case=([^/]+))?/lib=([^/\s-]+)(?:-\d+)?$`)
 
 func readBench(path string) (*results, error) {
 	f, err := os.Open(path)
@@ -64,8 +76,8 @@ func readBench(path string) (*results, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := &results{vals: map[key]map[string][]float64{}}
-	seen := map[string]bool{}
+	r := &results{vals: map[key]map[string][]float64{}, order: map[string][]string{}}
+	seen := map[[2]string]bool{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
@@ -76,17 +88,13 @@ func readBench(path string) (*results, error) {
 		if m == nil {
 			continue
 		}
-		bench := m[1]
-		if m[2] != "" {
-			bench = m[2]
-		}
-		k := key{bench, m[3]}
+		k := key{m[1], m[2], m[3]}
 		if r.vals[k] == nil {
 			r.vals[k] = map[string][]float64{}
 		}
-		if !seen[bench] {
-			seen[bench] = true
-			r.order = append(r.order, bench)
+		if !seen[[2]string{k.bench, k.cas}] {
+			seen[[2]string{k.bench, k.cas}] = true
+			r.order[k.bench] = append(r.order[k.bench], k.cas)
 		}
 		for i := 2; i+1 < len(fields); i += 2 {
 			v, err := strconv.ParseFloat(fields[i], 64)
@@ -99,10 +107,10 @@ func readBench(path string) (*results, error) {
 	return r, sc.Err()
 }
 
-// median returns the median of the values of bench, lib in unit, and
-// whether there are any.
-func (r *results) median(bench, lib, unit string) (float64, bool) {
-	vs := slices.Clone(r.vals[key{bench, lib}][unit])
+// median returns the median of the values of k in unit, and whether there
+// are any.
+func (r *results) median(k key, unit string) (float64, bool) {
+	vs := slices.Clone(r.vals[k][unit])
 	if len(vs) == 0 {
 		return 0, false
 	}
@@ -125,15 +133,18 @@ func readCallgrind(path string) (map[key]float64, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) != 4 {
+		if len(fields) == 0 {
 			continue
 		}
-		n, err1 := strconv.ParseFloat(fields[2], 64)
-		ir, err2 := strconv.ParseFloat(fields[3], 64)
+		if len(fields) != 5 {
+			return nil, fmt.Errorf("bad callgrind line %q", sc.Text())
+		}
+		n, err1 := strconv.ParseFloat(fields[3], 64)
+		ir, err2 := strconv.ParseFloat(fields[4], 64)
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("bad callgrind line %q", sc.Text())
 		}
-		k := key{fields[0], fields[1]}
+		k := key{fields[0], fields[1], fields[2]}
 		runs[k] = append(runs[k], run{n, ir})
 	}
 	out := map[key]float64{}
@@ -149,36 +160,69 @@ func readCallgrind(path string) (map[key]float64, error) {
 	return out, sc.Err()
 }
 
-func writeFullPath(w io.Writer, r *results, cg map[key]float64) {
-	fmt.Fprintln(w, "| case | instr/conn cmux | instr/conn v0.1.5 | ratio | ns/op ratio | B/op ratio | allocs ratio |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, c := range r.order {
-		if _, ok := r.vals[key{c, "cmux"}]["ns/op"]; !ok || strings.HasPrefix(c, "Benchmark") {
+// writePath writes the table of bench (FullPath or TCPPath): a row per
+// case, with instructions per connection if cg has them and the ratio of
+// the medians in each of units.
+func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units []string) {
+	head := "| case | instr/conn cmux | instr/conn v0.1.5 | ratio |"
+	sep := "| --- | ---: | ---: | ---: |"
+	for _, u := range units {
+		if u == "rst/op" {
+			head += " resets/conn cmux / v0.1.5 |"
+			sep += " ---: |"
 			continue
 		}
-		ours, okO := cg[key{c, "cmux"}]
-		theirs, okT := cg[key{c, "v015"}]
+		head += " " + label(u) + " ratio |"
+		sep += " ---: |"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, sep)
+	for _, c := range r.order[bench] {
+		kO, kT := key{bench, c, "cmux"}, key{bench, c, "v015"}
+		if _, ok := r.vals[kO]["ns/op"]; !ok || c == "" {
+			continue
+		}
+		ours, okO := cg[kO]
+		theirs, okT := cg[kT]
 		row := []string{c, "n/a", "n/a", "n/a"}
 		if okO && okT {
 			row = []string{c, fmt.Sprintf("%.0f", ours), fmt.Sprintf("%.0f", theirs), ratio(ours, theirs)}
 		}
-		for _, unit := range []string{"ns/op", "B/op", "allocs/op"} {
-			o, ok1 := r.median(c, "cmux", unit)
-			t, ok2 := r.median(c, "v015", unit)
+		for _, unit := range units {
+			o, ok1 := r.median(kO, unit)
+			t, ok2 := r.median(kT, unit)
 			if !ok1 || !ok2 {
 				row = append(row, "n/a")
 				continue
 			}
 			cell := ratio(o, t)
-			if unit != "ns/op" {
-				cell += fmt.Sprintf(" (%g / %g)", o, t)
-			} else {
+			if unit == "rst/op" {
+				// Mostly 0 or 1: a ratio says nothing.
+				row = append(row, fmt.Sprintf("%.2f / %.2f", o, t))
+				continue
+			}
+			if strings.HasSuffix(unit, "ns/op") {
 				cell += fmt.Sprintf(" (%.0f / %.0f)", o, t)
+			} else {
+				cell += fmt.Sprintf(" (%g / %g)", o, t)
 			}
 			row = append(row, cell)
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
+}
+
+// label is a unit's name in a column's head.
+func label(unit string) string {
+	switch unit {
+	case "allocs/op":
+		return "allocs"
+	case "usr-ns/op":
+		return "usr ns/op"
+	case "sys-ns/op":
+		return "sys ns/op"
+	}
+	return unit
 }
 
 func ratio(a, b float64) string {
@@ -192,14 +236,14 @@ func ratio(a, b float64) string {
 }
 
 func writeIdle(w io.Writer, r *results) {
-	const bench = "BenchmarkIdleConns"
+	const bench = "IdleConns"
 	units := []string{"heapB/idleconn", "stackB/idleconn", "goroutines/idleconn", "harnessB/idleconn"}
 	fmt.Fprintf(w, "| lib | %s |\n", strings.Join(units, " | "))
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
 	for _, lib := range []string{"cmux", "v015"} {
 		row := []string{lib}
 		for _, u := range units {
-			v, ok := r.median(bench, lib, u)
+			v, ok := r.median(key{bench, "", lib}, u)
 			if !ok {
 				row = append(row, "n/a")
 				continue
