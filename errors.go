@@ -12,9 +12,10 @@ type ErrNotMatched struct {
 	c net.Conn
 }
 
-// Error names the connection's remote address.
+// Error names the connection's remote address, in the words of
+// github.com/soheilhy/cmux v0.1.5, which programs may look for.
 func (e ErrNotMatched) Error() string {
-	return fmt.Sprintf("mux: connection from %v not matched by any matcher", remoteAddr(e.c))
+	return fmt.Sprintf("mux: connection %v not matched by an matcher", remoteAddr(e.c))
 }
 
 // Temporary reports true: the mux goes on serving other connections.
@@ -50,12 +51,11 @@ func (e errListenerClosed) Is(target error) bool { return target == net.ErrClose
 // net.ErrClosed) holds.
 var ErrListenerClosed = errListenerClosed("mux: listener closed")
 
-// serverClosedErr is the type of ErrServerClosed.
+// serverClosedErr is the type of ErrServerClosed. As in
+// github.com/soheilhy/cmux v0.1.5, it is not a net.Error.
 type serverClosedErr struct{}
 
-func (serverClosedErr) Error() string   { return "mux: server closed" }
-func (serverClosedErr) Timeout() bool   { return false }
-func (serverClosedErr) Temporary() bool { return false }
+func (serverClosedErr) Error() string { return "mux: server closed" }
 
 // Is makes errors.Is(err, net.ErrClosed) hold.
 func (serverClosedErr) Is(target error) bool { return target == net.ErrClosed }

@@ -57,9 +57,11 @@ func HTTP2() Matcher {
 }
 
 // HTTP2HeaderField matches an HTTP/2 connection whose first request has the
-// header field name (compared in lower case) with exactly value. It reads
-// the preface and the frames that follow, up to the end of the first header
-// block. If the field appears more than once, the first one counts.
+// header field name with exactly value. It reads the preface and the
+// frames that follow, up to the end of the first header block. Names are
+// compared byte for byte, as in github.com/soheilhy/cmux v0.1.5: HTTP/2
+// sends them in lower case, so pass a lower-case name ("content-type").
+// If the field appears more than once, any occurrence may match.
 //
 // Through the mux, when the client has sent its SETTINGS and waits, the mux
 // writes its SETTINGS frame so that clients that wait for it (gRPC) go on;
@@ -68,14 +70,12 @@ func HTTP2() Matcher {
 // when called on a reader that is not the mux's, where this one never
 // writes.
 func HTTP2HeaderField(name, value string) Matcher {
-	name = lowerASCII(name)
 	return func(r io.Reader) bool { return matchH2Field(nil, r, name, value, false) }
 }
 
 // HTTP2HeaderFieldPrefix is HTTP2HeaderField for a field whose value starts
 // with valuePrefix.
 func HTTP2HeaderFieldPrefix(name, valuePrefix string) Matcher {
-	name = lowerASCII(name)
 	return func(r io.Reader) bool { return matchH2Field(nil, r, name, valuePrefix, true) }
 }
 
@@ -87,7 +87,6 @@ func HTTP2HeaderFieldPrefix(name, valuePrefix string) Matcher {
 // never reaches the server that gets the connection, so any HTTP/2 server
 // can follow it in the chain.
 func HTTP2MatchHeaderFieldSendSettings(name, value string) MatchWriter {
-	name = lowerASCII(name)
 	return func(w io.Writer, r io.Reader) bool { return matchH2Field(w, r, name, value, false) }
 }
 
@@ -95,7 +94,6 @@ func HTTP2MatchHeaderFieldSendSettings(name, value string) MatchWriter {
 // HTTP2MatchHeaderFieldSendSettings for a field whose value starts with
 // valuePrefix.
 func HTTP2MatchHeaderFieldPrefixSendSettings(name, valuePrefix string) MatchWriter {
-	name = lowerASCII(name)
 	return func(w io.Writer, r io.Reader) bool { return matchH2Field(w, r, name, valuePrefix, true) }
 }
 
@@ -130,14 +128,17 @@ func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) boo
 	if hp.err != nil {
 		return false
 	}
-	v, ok := hp.dec.field(name)
-	if !ok {
-		return false
+	for i := range hp.dec.fields {
+		n, v := hp.dec.fieldAt(i)
+		if string(n) != name {
+			continue
+		}
+		if prefix && len(v) >= len(value) && string(v[:len(value)]) == value ||
+			!prefix && string(v) == value {
+			return true
+		}
 	}
-	if prefix {
-		return len(v) >= len(value) && string(v[:len(value)]) == value
-	}
-	return string(v) == value
+	return false
 }
 
 // settingsWriter writes the mux's SETTINGS frame, at most once.

@@ -18,7 +18,13 @@ func Any() Matcher {
 // PrefixMatcher matches a connection that starts with any of strs. It says
 // no on the first byte that rules every string out and yes as soon as one
 // string has arrived whole, so it never waits for bytes it does not need.
+//
+// PrefixMatcher() with no strings matches every connection, as in
+// github.com/soheilhy/cmux v0.1.5.
 func PrefixMatcher(strs ...string) Matcher {
+	if len(strs) == 0 {
+		return Any()
+	}
 	t := newPatricia(strs...)
 	return func(r io.Reader) bool { return t.match(asPeeker(r)) }
 }
@@ -45,12 +51,16 @@ func HTTP1Fast(extMethods ...string) Matcher {
 const maxHTTPRead = 4096
 
 // HTTP1 matches a connection whose first line, within its first 4096
-// bytes, is an HTTP/1.x request line: a method, a request target and the
-// version HTTP/1.x. It says no on the first byte that cannot belong to one.
+// bytes, has two spaces and ends, after the second one, with the version
+// HTTP/1.x (x a digit), as in github.com/soheilhy/cmux v0.1.5: the method
+// and target are not checked, but for control bytes, which no request line
+// has and binary protocols start with. A line cut short by the end of the
+// connection or the matching deadline is judged as it is. HTTP1 says no on
+// the first byte that rules such a line out.
 func HTTP1() Matcher {
 	return func(r io.Reader) bool {
 		s := lineScanner{p: asPeeker(r), limit: maxHTTPRead}
-		return s.requestLine()
+		return s.http1Line()
 	}
 }
 
@@ -137,7 +147,48 @@ func (s *lineScanner) at(i int) (byte, bool) {
 	return s.b[i], true
 }
 
-// requestLine reads an HTTP/1.x request line, its line end included.
+// http1Line reads a line as HTTP1 wants it.
+func (s *lineScanner) http1Line() bool {
+	const version = "HTTP/1."
+	spaces, k := 0, 0 // spaces before the version; version bytes read
+	for {
+		c, ok := s.next()
+		if !ok {
+			// The end of the bytes: a line that has its version whole
+			// counts; one cut at the 4096-byte limit does not.
+			return spaces == 2 && k == len(version)+1 && (s.limit < 0 || s.off < s.limit)
+		}
+		switch {
+		case spaces < 2:
+			// A control byte rules out a request line at once, so that
+			// binary protocols behind HTTP1 (TLS, SOCKS, PostgreSQL) do
+			// not wait for a line end; v0.1.5 waited, for ever.
+			if c < ' ' || c == 0x7f {
+				return false
+			}
+			if c == ' ' {
+				spaces++
+			}
+		case k < len(version):
+			if c != version[k] {
+				return false
+			}
+			k++
+		case k == len(version):
+			if c < '0' || c > '9' {
+				return false
+			}
+			k++
+		default:
+			if c == '\r' {
+				c, ok = s.next()
+			}
+			return ok && c == '\n'
+		}
+	}
+}
+
+// requestLine reads a request line, its line end included.
 func (s *lineScanner) requestLine() bool {
 	// method: one or more token characters, then SP.
 	n := 0
@@ -169,10 +220,13 @@ func (s *lineScanner) requestLine() bool {
 		}
 		n++
 	}
-	// HTTP-version: HTTP/1.<digit> (RFC 9112 §2.3: one digit, as
-	// http.ParseHTTPVersion wants), then CRLF or LF.
-	for i := 0; i < len("HTTP/1."); i++ {
-		if c, ok := s.next(); !ok || c != "HTTP/1."[i] {
+	// HTTP-version: HTTP/<digit>.<digit>, as http.ParseHTTPVersion (and
+	// so http.ReadRequest, which v0.1.5 parsed the head with) wants it;
+	// then CRLF or LF.
+	const version = "HTTP/d."
+	for i := 0; i < len(version); i++ {
+		c, ok := s.next()
+		if !ok || c != version[i] && (version[i] != 'd' || c < '0' || c > '9') {
 			return false
 		}
 	}
