@@ -21,11 +21,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
+	"github.com/cmux-go/cmux/internal/testcheck"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
+
+// assert and require are the checks of internal/testcheck, which have the
+// names, arguments and meaning of testify's: assert reports a failure and
+// lets the test go on, require stops the test.
+var assert, require = testcheck.Assert, testcheck.Require
 
 // waitFor bounds every wait of these tests for something that should
 // happen at once.
