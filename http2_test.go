@@ -578,14 +578,6 @@ func h2RESTHandler(name string, reqs *atomic.Int64) http.Handler {
 	})
 }
 
-func h2ProtocolsServer(h http.Handler, errLog *log.Logger) *http.Server {
-	hs := &http.Server{Handler: h, ErrorLog: errLog}
-	hs.Protocols = new(http.Protocols)
-	hs.Protocols.SetHTTP1(true)
-	hs.Protocols.SetUnencryptedHTTP2(true)
-	return hs
-}
-
 // h2ServeHTTP serves l with hs until the test ends; hijacked connections
 // (h2c) are closed then too.
 func h2ServeHTTP(t *testing.T, l net.Listener, hs *http.Server) {
