@@ -1,5 +1,7 @@
 package cmux
 
+//lint:file-ignore SA1019 the tests drive the x/net/http2 server on purpose: users run it, and the mux must work with it.
+
 // gRPC on the wire without grpc-go, so that this module's tests need no
 // gRPC dependency: a health service served by golang.org/x/net/http2, and
 // a client that behaves on the wire as grpc-go's does. The tests with

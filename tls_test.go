@@ -1,5 +1,7 @@
 package cmux
 
+//lint:file-ignore SA1019 the tests drive the x/net/http2 client on purpose: users run it, and the mux must work with it.
+
 import (
 	"bufio"
 	"bytes"
