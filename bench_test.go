@@ -2,7 +2,6 @@ package cmux
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -16,10 +15,6 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The benchmarks of the matching path run the whole mux over an in-memory
@@ -318,39 +313,6 @@ func BenchmarkHTTP1NewConn(b *testing.B) {
 				}
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-			}
-			reportCPU(b, start)
-		})
-	}
-}
-
-// BenchmarkGRPCNewConn measures a gRPC health check on a new connection
-// each time, bare and through the mux.
-func BenchmarkGRPCNewConn(b *testing.B) {
-	for _, viaMux := range []bool{false, true} {
-		b.Run(map[bool]string{false: "bare", true: "mux"}[viaMux], func(b *testing.B) {
-			gs := grpc.NewServer()
-			healthpb.RegisterHealthServer(gs, health.NewServer())
-			addr, stop := serveBareOrMux(b, viaMux,
-				func(m CMux) net.Listener {
-					return m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-				},
-				func(l net.Listener) { gs.Serve(l) })
-			defer stop()
-			defer gs.Stop()
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			start := cpuTime()
-			for i := 0; i < b.N; i++ {
-				cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
-					b.Fatal(err)
-				}
-				cc.Close()
 			}
 			reportCPU(b, start)
 		})

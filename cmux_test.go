@@ -22,13 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The exported API of soheilhy/cmux v0.1.5, each identifier with its exact
@@ -225,7 +220,9 @@ func (Echo) Upper(s string, reply *string) error {
 }
 
 // TestAllProtocolsOnOnePort serves HTTP/1.1, net/rpc, TLS, gRPC and h2c on
-// one port at once and runs concurrent clients of all of them.
+// one port at once and runs concurrent clients of all of them. gRPC is the
+// wire behaviour of grpc-go's client and server (grpcwire_test.go); the
+// e2e module runs this test with grpc-go itself.
 func TestAllProtocolsOnOnePort(t *testing.T) {
 	checkLeaks(t)
 	cert, roots := selfSignedCert(t)
@@ -244,7 +241,7 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 	httpL := x.Match(HTTP1Fast())
 	rpcL := x.Match(Any())
 
-	// gRPC health service.
+	// gRPC health service (an HTTP/2 server that answers as grpc-go's).
 	serveHealth(t, grpcL)
 
 	tagged := func(tag string) http.Handler {
@@ -306,21 +303,9 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 			return httpGet(tr, "http://"+addr+"/", "h2c HTTP/2.0 tls=false")
 		},
 		func() error {
-			cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil {
-				return err
-			}
-			if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				return fmt.Errorf("health: %v", resp.GetStatus())
-			}
-			return nil
+			// A health check as grpc-go's client sends it: it waits for
+			// the server's SETTINGS before its HEADERS.
+			return grpcWireCheck(addr, 1)
 		},
 		func() error {
 			c, err := net.DialTimeout("tcp", addr, waitFor)
@@ -340,7 +325,7 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 			return nil
 		},
 	}
-	names := []string{"http1", "https", "h2c", "grpc", "rpc"}
+	names := []string{"http1", "https", "h2c", "grpc-wire", "rpc"}
 
 	const goroutines, requests = 8, 20
 	errc := make(chan error, goroutines*requests)

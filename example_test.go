@@ -2,13 +2,11 @@ package cmux_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -18,69 +16,7 @@ import (
 	"time"
 
 	"github.com/cmux-go/cmux"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-// Serve gRPC and HTTP/1.1 on one port.
-func Example() {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	m := cmux.New(l)
-	// gRPC clients wait for the server's SETTINGS before they send the
-	// headers that identify them: use a matcher that sends them.
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-	httpL := m.Match(cmux.HTTP1Fast())
-
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello over %s", r.Proto)
-	})}
-	go gs.Serve(grpcL)
-	go hs.Serve(httpL)
-	served := make(chan error, 1)
-	go func() { served <- m.Serve() }()
-
-	// A gRPC health check...
-	cc, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("gRPC:", res.GetStatus())
-	cc.Close()
-
-	// ...and an HTTP GET, on the same port.
-	resp, err := http.Get("http://" + l.Addr().String() + "/")
-	if err != nil {
-		log.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	fmt.Println("HTTP:", string(body))
-
-	// Stopping one server closes its listener and, as with soheilhy/cmux,
-	// the root listener: Serve returns, and the other servers' listeners
-	// report closed. (IndependentListeners makes children independent.)
-	gs.Stop()
-	err = <-served
-	hs.Close()
-	fmt.Println("served until:", errors.Is(err, net.ErrClosed))
-	// Output:
-	// gRPC: SERVING
-	// HTTP: hello over HTTP/1.1
-	// served until: true
-}
 
 // Route TLS connections to a TLS server and the others to a plain HTTP
 // server.

@@ -16,15 +16,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/cmux-go/cmux"
 	"golang.org/x/net/http2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // Serve two HTTPS sites, each with its own certificate, on one port: the
@@ -79,72 +74,6 @@ func ExampleTLSServerName() {
 	// Output:
 	// admin.example.com: admin.example.com over HTTP/2.0
 	// example.com: www.example.com over HTTP/2.0
-}
-
-// Serve gRPC and HTTPS on one TLS port, routed by the protocols the client
-// offers in ALPN. gRPC clients offer "h2" alone, while browsers offer "h2"
-// and "http/1.1" (TLSALPN("h2") would match both). Each server has its own
-// tls.Config, so gRPC sees the peer's TLS state and net/http fills
-// Request.TLS as on a listener of their own.
-func ExampleTLSClientHello() {
-	issue, roots := exampleCA()
-	cert := issue("api.example.com")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	m := cmux.New(l)
-	grpcL := m.Match(cmux.TLSClientHello(func(h *cmux.ClientHelloInfo) bool {
-		return slices.Equal(h.SupportedProtos, []string{"h2"})
-	}))
-	httpsL := m.Match(cmux.TLS())
-
-	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	hs := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "%s, ALPN %q", r.Proto, r.TLS.NegotiatedProtocol)
-		}),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
-	}
-	go gs.Serve(grpcL)
-	go hs.ServeTLS(httpsL, "", "")
-	go m.Serve()
-
-	clientTLS := &tls.Config{RootCAs: roots, ServerName: "api.example.com"}
-	cc, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("gRPC:", res.GetStatus())
-	cc.Close()
-
-	// A client that offers HTTP/2 and HTTP/1.1, as browsers do; the HTTPS
-	// server, which this example configures for HTTP/1.1, picks that.
-	clientTLS.NextProtos = []string{"h2", "http/1.1"}
-	tr := &http.Transport{TLSClientConfig: clientTLS}
-	resp, err := (&http.Client{Transport: tr}).Get("https://" + l.Addr().String() + "/")
-	if err != nil {
-		log.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	tr.CloseIdleConnections()
-	fmt.Println("HTTPS:", string(body))
-
-	gs.Stop()
-	hs.Close()
-	m.Close()
-	l.Close()
-	// Output:
-	// gRPC: SERVING
-	// HTTPS: HTTP/1.1, ALPN "http/1.1"
 }
 
 // Terminate TLS on the root listener, then mux the decrypted connections:

@@ -1,17 +1,7 @@
 module github.com/cmux-go/cmux
 
-go 1.26.0
+go 1.22.0
 
-require (
-	github.com/stretchr/testify v1.12.1
-	golang.org/x/net v0.62.0
-	google.golang.org/grpc v1.85.0
-)
+require golang.org/x/net v0.1.0
 
-require (
-	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
-	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
-)
+require golang.org/x/text v0.4.0 // indirect

@@ -21,11 +21,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"github.com/cmux-go/cmux/internal/testcheck"
 )
+
+// assert and require are the checks of internal/testcheck, which have the
+// names, arguments and meaning of testify's: assert reports a failure and
+// lets the test go on, require stops the test.
+var assert, require = testcheck.Assert, testcheck.Require
 
 // waitFor bounds every wait of these tests for something that should
 // happen at once.
@@ -159,14 +161,6 @@ func serveHTTP(t testing.TB, l net.Listener, hs *http.Server) {
 // closes hs and waits for ServeTLS.
 func serveHTTPS(t testing.TB, l net.Listener, hs *http.Server) {
 	goServe(t, "http.Server.ServeTLS", func() error { return hs.ServeTLS(l, "", "") }, func() { hs.Close() })
-}
-
-// serveHealth serves l with a gRPC server, made with opts, that has the
-// health service; the cleanup stops it and waits for Serve.
-func serveHealth(t testing.TB, l net.Listener, opts ...grpc.ServerOption) {
-	gs := grpc.NewServer(opts...)
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	goServe(t, "grpc.Server.Serve", func() error { return gs.Serve(l) }, gs.Stop)
 }
 
 // serveConns runs handle on every connection l accepts, each in its own

@@ -24,14 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // This file tests HTTP/2 through the mux: the SETTINGS frame the mux writes,
@@ -583,14 +578,6 @@ func h2RESTHandler(name string, reqs *atomic.Int64) http.Handler {
 	})
 }
 
-func h2ProtocolsServer(h http.Handler, errLog *log.Logger) *http.Server {
-	hs := &http.Server{Handler: h, ErrorLog: errLog}
-	hs.Protocols = new(http.Protocols)
-	hs.Protocols.SetHTTP1(true)
-	hs.Protocols.SetUnencryptedHTTP2(true)
-	return hs
-}
-
 // h2ServeHTTP serves l with hs until the test ends; hijacked connections
 // (h2c) are closed then too.
 func h2ServeHTTP(t *testing.T, l net.Listener, hs *http.Server) {
@@ -1104,8 +1091,9 @@ var h2Chains = []h2Chain{
 	},
 }
 
-// serve serves a mux with the chain until the test ends: grpc-go on its
-// gRPC listener, REST servers of kind srv on the others (net/http for HTTP/1
+// serve serves a mux with the chain until the test ends: a gRPC health
+// server (serveHealth: x/net/http2 answering as grpc-go) on its gRPC
+// listener, REST servers of kind srv on the others (net/http for HTTP/1
 // when srv is ServeConn). It returns the mux's address.
 func (ch h2Chain) serve(t *testing.T, srv string) string {
 	logs := h2CheckServerLog(t)
@@ -1164,18 +1152,11 @@ func (e *h2Cell) target(t *testing.T, mode h2RelayMode) (string, *h2Relay) {
 	return r.addr(), r
 }
 
-func h2RunGRPC(t *testing.T, e *h2Cell) {
-	cc, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithNoProxy())
-	require.NoError(t, err)
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), h2Timeout)
-	defer cancel()
-	hc := healthpb.NewHealthClient(cc)
-	for range 3 {
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-		require.NoError(t, err)
-		require.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status)
-	}
+// h2RunGRPCWire makes three health checks on one connection as grpc-go's
+// client does on the wire (grpcWireCheck); the e2e module runs grpc-go's
+// client against the same chains.
+func h2RunGRPCWire(t *testing.T, e *h2Cell) {
+	require.NoError(t, grpcWireCheck(e.addr, 3))
 }
 
 // h2RunGo makes three requests with an x/net/http2 Transport over plain
@@ -1293,7 +1274,7 @@ func h2RunNghttp(t *testing.T, e *h2Cell, mode h2RelayMode) {
 }
 
 var h2MatrixClients = []h2MatrixClient{
-	{"grpc", h2ClientGRPC, h2RunGRPC},
+	{"grpc-wire", h2ClientGRPC, h2RunGRPCWire},
 	{"go-h2", h2ClientH2, func(t *testing.T, e *h2Cell) { h2RunGo(t, e, 0, "", "rest") }},
 	{"go-h2-pause", h2ClientH2, func(t *testing.T, e *h2Cell) { h2RunGo(t, e, h2RelayPause, "", "rest") }},
 	{"go-h2-1byte", h2ClientH2, func(t *testing.T, e *h2Cell) { h2RunGo(t, e, h2RelayOneByte, "", "rest") }},
@@ -1313,8 +1294,10 @@ var h2MatrixClients = []h2MatrixClient{
 }
 
 // TestH2Matrix runs every client against every matcher chain and REST
-// server: grpc-go on the gRPC listener, the REST server of the cell on the
-// others (net/http for HTTP/1 when the REST server is ServeConn).
+// server: the gRPC health server of serveHealth on the gRPC listener, the
+// REST server of the cell on the others (net/http for HTTP/1 when the REST
+// server is ServeConn). The e2e module's TestGRPCMatrix runs grpc-go's
+// client and server on the same chains.
 func TestH2Matrix(t *testing.T) {
 	checkLeaks(t)
 	for _, ch := range h2Chains {

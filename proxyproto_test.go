@@ -20,9 +20,6 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 )
 
 // ppV2 builds a version 2 header; with crc, it adds a CRC32C TLV.

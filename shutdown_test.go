@@ -200,10 +200,18 @@ func TestShutdownConcurrent(t *testing.T) {
 		errs := make(chan error, 2)
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		for range 2 {
-			wg.Go(func() { errs <- shutdownOf(t, x.CMux).Shutdown(ctx) })
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- shutdownOf(t, x.CMux).Shutdown(ctx)
+			}()
 		}
 		if i%2 == 0 {
-			wg.Go(x.Close)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				x.Close()
+			}()
 		}
 		wg.Wait()
 		cancel()

@@ -1,5 +1,7 @@
 package cmux
 
+//lint:file-ignore SA1019 the tests drive the x/net/http2 client on purpose: users run it, and the mux must work with it.
+
 import (
 	"bufio"
 	"bytes"
@@ -19,12 +21,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/peer"
+	"golang.org/x/net/http2"
 )
 
 // thWait bounds every wait of the TLS and PROXY protocol tests.
@@ -652,11 +649,12 @@ func TestTLSHelloParsedOnce(t *testing.T) {
 	assert.Equal(t, "a.example.com", seen[0].ServerName)
 }
 
-// TestTLSHelloGRPCAndHTTPS serves on one TLS port, without terminating
-// TLS in the mux: gRPC (ALPN h2) requiring client certificates, HTTPS
-// (HTTP/1.1) and a second host name by SNI (HTTP/2 over TLS), each with
-// its own tls.Config.
-func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
+// TestTLSHelloH2AndHTTPS serves on one TLS port, without terminating TLS
+// in the mux: HTTP/2 (ALPN h2 alone, as gRPC clients offer) requiring
+// client certificates, HTTPS (HTTP/1.1) and a second host name by SNI
+// (HTTP/2 over TLS), each with its own tls.Config. The e2e module's
+// TestTLSHelloGRPCAndHTTPS is this test with grpc-go on the h2 listener.
+func TestTLSHelloH2AndHTTPS(t *testing.T) {
 	checkLeaks(t)
 	pki := newTestPKI(t)
 	apiCert := pki.leaf(t, "api", "api.example.com")
@@ -665,29 +663,8 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 
 	m, addr, _ := thServedMux(t)
 	adminL := m.Match(TLSServerName("admin.example.com"))
-	grpcL := m.Match(TLSALPN("h2"))
+	h2L := m.Match(TLSALPN("h2"))
 	httpsL := m.Match(TLS())
-
-	// gRPC, with its own TLS credentials.
-	var mu sync.Mutex
-	var grpcState tls.ConnectionState
-	serveHealth(t, grpcL,
-		grpc.Creds(credentials.NewTLS(&tls.Config{
-			Certificates: []tls.Certificate{apiCert},
-			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    pki.roots,
-		})),
-		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if p, ok := peer.FromContext(ctx); ok {
-				if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok {
-					mu.Lock()
-					grpcState = ti.State
-					mu.Unlock()
-				}
-			}
-			return h(ctx, req)
-		}),
-	)
 
 	describe := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil {
@@ -703,6 +680,13 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	serveTLS := func(l net.Listener, cfg *tls.Config) {
 		serveHTTPS(t, l, &http.Server{Handler: describe, TLSConfig: cfg, ErrorLog: nil})
 	}
+	// HTTP/2 with its own TLS configuration, requiring client
+	// certificates, where the gRPC server of the e2e test is.
+	serveTLS(h2L, &tls.Config{
+		Certificates: []tls.Certificate{apiCert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pki.roots,
+	})
 	serveTLS(httpsL, &tls.Config{
 		Certificates: []tls.Certificate{apiCert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
@@ -711,26 +695,20 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	})
 	serveTLS(adminL, serverTLS(adminCert))
 
-	// gRPC client with a client certificate.
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+	// An HTTP/2 client with a client certificate, offering "h2" alone as
+	// gRPC clients do.
+	h2tr := &http2.Transport{TLSClientConfig: &tls.Config{
 		ServerName:   "api.example.com",
 		RootCAs:      pki.roots,
 		Certificates: []tls.Certificate{clientCert},
-	})))
+	}}
+	defer h2tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: h2tr, Timeout: thWait}).Get("https://" + addr + "/")
 	require.NoError(t, err)
-	defer cc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), thWait)
-	defer cancel()
-	res, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	require.NoError(t, err)
-	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, res.GetStatus())
-	mu.Lock()
-	assert.Equal(t, "h2", grpcState.NegotiatedProtocol)
-	assert.Equal(t, "api.example.com", grpcState.ServerName)
-	if assert.Len(t, grpcState.PeerCertificates, 1) {
-		assert.Equal(t, "client-1", grpcState.PeerCertificates[0].Subject.CommonName)
-	}
-	mu.Unlock()
+	assert.Equal(t, "HTTP/2.0 h2 api.example.com client-1", string(body))
 
 	get := func(tr *http.Transport) string {
 		t.Helper()

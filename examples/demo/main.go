@@ -22,7 +22,10 @@
 //
 // Run it with
 //
-//	go run ./examples/demo [-addr 127.0.0.1:8080]
+//	go -C examples run ./demo [-addr 127.0.0.1:8080]
+//
+// from the repository root (examples is a module of its own), or go run
+// ./demo in examples/.
 //
 // It prints the commands that exercise each protocol, and shuts down
 // gracefully on SIGINT or SIGTERM.
