@@ -3,6 +3,8 @@ package cmux
 import (
 	"crypto/tls"
 	"io"
+	"net/url"
+	"strings"
 )
 
 // Any matches every connection without reading from it.
@@ -105,9 +107,24 @@ func matchH1Field(r io.Reader, name, want string, prefix bool) bool {
 		return false
 	}
 	if prefix {
-		return len(got) >= len(want) && string(got[:len(want)]) == want
+		ok = len(got) >= len(want) && string(got[:len(want)]) == want
+	} else {
+		ok = string(got) == want
 	}
-	return string(got) == want
+	return ok && s.targetOK()
+}
+
+// targetOK reports whether http.ReadRequest, with which v0.1.5 parsed the
+// head, takes the request target that requestLine read. It runs only on a
+// match, as it allocates.
+func (s *lineScanner) targetOK() bool {
+	method := string(s.b[:s.targetStart-1])
+	target := string(s.b[s.targetStart:s.targetEnd])
+	if method == "CONNECT" && !strings.HasPrefix(target, "/") {
+		target = "http://" + target
+	}
+	_, err := url.ParseRequestURI(target)
+	return err == nil
 }
 
 // lineScanner reads an HTTP/1 request head byte by byte from a peeker,
@@ -119,6 +136,8 @@ type lineScanner struct {
 	limit int // bytes it may read; -1 for the sniff limit alone
 	// folded holds a field value that spans obs-fold lines.
 	folded []byte
+	// targetStart and targetEnd delimit the request target in b.
+	targetStart, targetEnd int
 }
 
 // next returns the next byte.
@@ -207,12 +226,14 @@ func (s *lineScanner) requestLine() bool {
 	}
 	// request-target: visible characters, then SP.
 	n = 0
+	s.targetStart = s.off
 	for {
 		c, ok := s.next()
 		if !ok {
 			return false
 		}
 		if c == ' ' && n > 0 {
+			s.targetEnd = s.off - 1
 			break
 		}
 		if c <= ' ' || c == 0x7f {

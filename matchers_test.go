@@ -429,6 +429,8 @@ func TestMatchHTTP1HeaderField(t *testing.T) {
 		f("HTTP/1.0", "Host", "x", "GET / HTTP/1.0\r\nHost: x\r\n\r\n", true),
 		f("HTTP/2.0 request line, as http.ReadRequest takes it", "Host", "x", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", true),
 		f("bad request line", "Host", "x", "GET / HTTPS/1.1\r\nHost: x\r\n\r\n", false),
+		f("target http.ReadRequest refuses", "Host", "x", "GET %zz HTTP/1.1\r\nHost: x\r\n\r\n", false),
+		f("CONNECT authority", "Host", "x", "CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", true),
 		f("not HTTP", "Host", "", "\x05\x01\x00", false),
 		f("HTTP/2 preface: a missing field is empty, as http.ReadRequest takes it", "Host", "", http2Preface, true),
 		f("no colon", "Host", "x", req+"Host x\r\n\r\n", false),

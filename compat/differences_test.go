@@ -70,6 +70,30 @@ var documentedDifferences = []difference{
 		Why:      "protocol",
 	},
 	{
+		Scenario: "MatchingEdges/HTTP1/ControlCharInTarget",
+		V015:     "HTTP1() checks only the version after the second space: a request line with a control byte in its target matches; a binary protocol behind HTTP1() (TLS, SOCKS, PostgreSQL) waits for a line end that never comes",
+		Ours:     "a control byte (or DEL) before the version rules a request line out at once, so binary protocols fall through without waiting",
+		Why:      "hang",
+	},
+	{
+		Scenario: "MatchingEdges/HTTP1HeaderField/MalformedLineAfterField",
+		V015:     "http.ReadRequest reads the whole head, without a bound, and a malformed line anywhere in it is a no-match",
+		Ours:     "decides at the field, within MaxSniffBytes: what follows it is the server's to reject",
+		Why:      "unbounded",
+	},
+	{
+		Scenario: "MatchingEdges/HTTP1HeaderField/DuplicateHost",
+		V015:     "http.ReadRequest rejects two Host fields anywhere in the head: no match",
+		Ours:     "decides at the field, within MaxSniffBytes: what follows it is the server's to reject",
+		Why:      "unbounded",
+	},
+	{
+		Scenario: "MatchingEdges/HTTP1HeaderField/BadContentLength",
+		V015:     "http.ReadRequest rejects an invalid Content-Length anywhere in the head: no match",
+		Ours:     "decides at the field, within MaxSniffBytes: what follows it is the server's to reject",
+		Why:      "unbounded",
+	},
+	{
 		Scenario: "Matching/HTTP1Fast/PATCH",
 		V015:     "HTTP1Fast() does not match PATCH: a PATCH request on a fresh connection goes to the next listener, or is closed",
 		Ours:     "HTTP1Fast() matches PATCH",
