@@ -15,8 +15,9 @@
 // sniffing is bounded in bytes (MaxSniffBytes) and time (MatchTimeout),
 // Close aborts connections still being matched, and the delivered
 // connection keeps what the underlying one can do (sendfile, splice,
-// half-close). Other changes are options of NewWithOptions:
-// IndependentListeners, ExposeConnectionState, ProxyProtocol.
+// half-close). Other changes are options of NewWithOptions
+// (IndependentListeners, ExposeConnectionState, ProxyProtocol, MaxMatching,
+// MaxMatchingPerSource) or methods v0.1.5 did not have (Shutdown).
 //
 // # Matching
 //
@@ -27,6 +28,16 @@
 // allow: they say no on the first byte that rules them out and never wait
 // for a byte they do not need. A connection no matcher wants is closed and
 // reported to the error handler as ErrNotMatched.
+//
+// Matchers run on the mux's accept loop when the bytes they need are
+// already there (on sockets, the mux reads what has arrived without
+// waiting) or when they need none, and otherwise on a worker goroutine, so
+// a connection whose bytes have not arrived never delays another. Only the
+// matchers of this package run on the accept loop: a matcher of yours runs
+// on a worker, once per connection. A matcher of this package may run on
+// the accept loop and again on a worker when the first bytes arrive in
+// pieces; wrapping one in a function of yours makes that function run
+// twice then.
 //
 // The child listener's Accept returns a *MuxConn (see its documentation for
 // connections with TLS state) that reads exactly what the client sent, from
@@ -90,6 +101,11 @@
 // Close makes Serve return at once, closes the connections still being
 // matched and those queued for child listeners, and makes every child's
 // Accept return ErrServerClosed; it does not close the root listener.
+// Shutdown, on the value New returns (through an interface assertion),
+// stops gracefully instead: it closes the root listener, lets every
+// connection already accepted be matched and handed to its server, and
+// returns once the servers have accepted them (see its documentation and
+// the Shutdown example).
 // Closing a child listener closes the root listener (as in v0.1.5, whose
 // children embedded it), so stopping any one server ends Serve; with
 // IndependentListeners it stops deliveries to that child alone. When Serve
