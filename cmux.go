@@ -1,6 +1,7 @@
 package cmux
 
 import (
+	"context"
 	"io"
 	"net"
 	"time"
@@ -22,9 +23,7 @@ type ErrorHandler func(error) bool
 
 // CMux is a multiplexer of connections from one listener.
 //
-// The value New and NewWithOptions return also has a method
-// Shutdown(context.Context) error, reached through an interface assertion
-// (see the Shutdown example).
+// The value New and NewWithOptions return is also a Shutdowner.
 type CMux interface {
 	// Match returns a listener that receives the connections for which any
 	// of the matchers returns true. Listeners are tried in the order Match
@@ -50,6 +49,33 @@ type CMux interface {
 	// SetReadTimeout bounds the time a connection may take to be matched,
 	// as the MatchTimeout option does. Zero means no bound.
 	SetReadTimeout(time.Duration)
+}
+
+// Shutdowner is implemented by the CMux that New and NewWithOptions return
+// (the CMux interface keeps the methods of github.com/soheilhy/cmux v0.1.5,
+// so that programs implementing it still compile):
+//
+//	err := m.(cmux.Shutdowner).Shutdown(ctx)
+type Shutdowner interface {
+	// Shutdown stops the mux gracefully. It stops accepting and closes
+	// the root listener (unlike Close), so that Serve returns (with an
+	// error matching ErrServerClosed) once every connection already
+	// accepted has been matched and queued for its child listener, or
+	// dropped. Children hand out what was queued for them, then their
+	// Accept returns ErrServerClosed. Shutdown never touches a connection
+	// a child's Accept returned.
+	//
+	// Shutdown returns nil once Serve has returned and every queued
+	// connection has been accepted by its server; the mux is then closed
+	// (see Close). If ctx ends first, Shutdown closes the mux, which
+	// closes the connections still being matched or queued, and returns
+	// ctx.Err(). Shutdown may be called concurrently with Serve, Close and
+	// itself.
+	//
+	// Call Shutdown first, then the servers' own graceful stops
+	// (http.Server.Shutdown, grpc.Server.GracefulStop), which finish the
+	// requests on the connections they accepted.
+	Shutdown(ctx context.Context) error
 }
 
 // New returns a mux of the connections l accepts, with the defaults of

@@ -285,22 +285,7 @@ func (m *cMux) Close() {
 	})
 }
 
-// Shutdown stops the mux gracefully. It stops accepting and closes the root
-// listener (unlike Close), so that Serve returns (with an error matching
-// ErrServerClosed) once every connection already accepted has been
-// matched and queued for its child listener, or dropped. Children hand out
-// what was queued for them, then their Accept returns ErrServerClosed.
-// Shutdown never touches a connection a child's Accept returned.
-//
-// Shutdown returns nil once Serve has returned and every queued connection
-// has been accepted by its server; the mux is then closed (see Close). If
-// ctx ends first, Shutdown closes the mux, which closes the connections
-// still being matched or queued, and returns ctx.Err(). Shutdown may be
-// called concurrently with Serve, Close and itself.
-//
-// In a program, call Shutdown first and then the servers' own graceful
-// stops (http.Server.Shutdown, grpc.Server.GracefulStop), which finish the
-// requests on the connections they accepted; see the Shutdown example.
+// Shutdown implements Shutdowner.
 func (m *cMux) Shutdown(ctx context.Context) error {
 	m.drainOnce.Do(func() {
 		m.draining.Store(true)

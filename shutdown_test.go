@@ -13,14 +13,10 @@ import (
 	"time"
 )
 
-// shutdowner is how programs reach Shutdown from the CMux New returns.
-type shutdowner interface {
-	Shutdown(context.Context) error
-}
-
-func shutdownOf(t *testing.T, m CMux) shutdowner {
+// shutdownOf reaches Shutdown as programs do.
+func shutdownOf(t *testing.T, m CMux) Shutdowner {
 	t.Helper()
-	s, ok := m.(shutdowner)
+	s, ok := m.(Shutdowner)
 	if !ok {
 		t.Fatalf("%T has no Shutdown method", m)
 	}

@@ -58,7 +58,7 @@ func Example_shutdown() {
 	defer cancel()
 	// 1. The mux: no new connections (the root listener is closed), and
 	//    every accepted one reaches its server's Accept.
-	if err := m.(interface{ Shutdown(context.Context) error }).Shutdown(ctx); err != nil {
+	if err := m.(cmux.Shutdowner).Shutdown(ctx); err != nil {
 		log.Print("mux: ", err) // ctx ended: what was still being matched was closed
 	}
 	// 2. The servers finish what they accepted.
