@@ -93,6 +93,20 @@ type sniffer struct {
 	// builtin is set by the matchers of this package when they are given
 	// the sniffer: see matcherKind.
 	builtin bool
+	limited bool // a matcher wanted more than the sniff limit
+}
+
+// reason says why no matcher matched the connection.
+func (s *sniffer) reason() error {
+	switch {
+	case s.limited:
+		return ErrSniffLimit
+	case s.err != nil && isTimeoutErr(s.err):
+		return ErrMatchTimeout
+	case s.err != nil && len(s.buf) == 0:
+		return ErrNoBytes
+	}
+	return ErrNoMatch
 }
 
 // errWouldBlock is what matchers read when the accept loop's matching
@@ -166,6 +180,7 @@ func (s *sniffer) fill(n int) error {
 			return s.err
 		}
 		if len(s.buf) >= s.max {
+			s.limited = true
 			return ErrSniffLimit
 		}
 		if s.now != nil {

@@ -42,6 +42,8 @@ type MuxConn struct {
 	// has no deadline of the mux's.
 	deadline int64
 	expired  bool
+	// acceptedAt and queuedAt (Unix nanoseconds) are kept for Hooks only.
+	acceptedAt, queuedAt int64
 	// resume is where matching goes on after the accept loop stopped:
 	// the index of the listener, and of its matcher.
 	resumeL, resumeM int32

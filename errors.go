@@ -8,9 +8,16 @@ import (
 
 // ErrNotMatched is the error the handler gets for a connection that no
 // matcher wanted; the mux closes such a connection.
+//
+// It matches (errors.Is) the reason: ErrNoBytes, ErrMatchTimeout,
+// ErrSniffLimit or ErrNoMatch.
 type ErrNotMatched struct {
-	c net.Conn
+	c      net.Conn
+	reason error
 }
+
+// Unwrap returns the reason the connection was not matched.
+func (e ErrNotMatched) Unwrap() error { return e.reason }
 
 // Error names the connection's remote address, in the words of
 // github.com/soheilhy/cmux v0.1.5, which programs may look for.

@@ -21,6 +21,8 @@ type muxListener struct {
 	m        *cMux
 	matchers []MatchWriter
 	kinds    []atomic.Uint32 // a matcherKind for each matcher
+	index    int             // place in registration order
+	name     atomic.Pointer[string]
 	connc    chan net.Conn
 	done     chan struct{}
 	doneOnce sync.Once
@@ -37,6 +39,14 @@ func newMuxListener(m *cMux, matchers []MatchWriter) *muxListener {
 	}
 }
 
+// nameOf returns the name Name gave l, or "".
+func (l *muxListener) nameOf() string {
+	if n := l.name.Load(); n != nil {
+		return *n
+	}
+	return ""
+}
+
 // finish closes done.
 func (l *muxListener) finish() { l.doneOnce.Do(func() { close(l.done) }) }
 
@@ -47,12 +57,15 @@ func (l *muxListener) Accept() (net.Conn, error) {
 		// A Close of l or of the mux may have run while we received:
 		// what it would have drained is closed, not handed out.
 		if l.closed.Load() {
-			c.Close()
+			l.m.closedUndelivered(c, l, ErrListenerClosed)
 			return nil, ErrListenerClosed
 		}
 		if l.m.closed.Load() {
 			c.Close()
 			return nil, ErrServerClosed
+		}
+		if o := l.m.obs; o != nil && o.hooks.Delivered != nil {
+			l.m.hookDelivered(l, c)
 		}
 		return c, nil
 	case <-l.done:
@@ -71,6 +84,9 @@ func (l *muxListener) acceptDone() (net.Conn, error) {
 		// Shutdown keeps what was queued for the servers.
 		select {
 		case c := <-l.connc:
+			if o := l.m.obs; o != nil && o.hooks.Delivered != nil {
+				l.m.hookDelivered(l, c)
+			}
 			return c, nil
 		default:
 			return nil, ErrServerClosed
@@ -97,10 +113,14 @@ func (l *muxListener) Close() error {
 
 // drain closes the connections queued for l.
 func (l *muxListener) drain() {
+	var why error = ErrListenerClosed
+	if !l.closed.Load() && l.m.closed.Load() {
+		why = ErrServerClosed
+	}
 	for {
 		select {
 		case c := <-l.connc:
-			c.Close()
+			l.m.closedUndelivered(c, l, why)
 		default:
 			return
 		}

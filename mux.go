@@ -79,6 +79,7 @@ type cMux struct {
 	wg        sync.WaitGroup     // connections being matched or delivered
 
 	workers workerPool // the goroutines that match connections
+	obs     *observe   // WithHooks, WithLogger; nil if neither
 }
 
 func newMux(l net.Listener, cfg *config) *cMux {
@@ -103,6 +104,12 @@ func newMux(l net.Listener, cfg *config) *cMux {
 	if cfg.maxPerSource > 0 {
 		m.perSource = make(map[netip.Addr]int)
 	}
+	if cfg.hooks != nil || cfg.logger != nil {
+		m.obs = &observe{logger: cfg.logger}
+		if cfg.hooks != nil {
+			m.obs.hooks = *cfg.hooks
+		}
+	}
 	m.timeout.Store(int64(cfg.matchTimeout))
 	m.lst.Store(&[]*muxListener{})
 	return m
@@ -120,6 +127,7 @@ func (m *cMux) MatchWithWriters(matchers ...MatchWriter) net.Listener {
 	l := newMuxListener(m, matchers)
 	m.regMu.Lock()
 	old := *m.lst.Load()
+	l.index = len(old)
 	lst := make([]*muxListener, len(old), len(old)+1)
 	copy(lst, old)
 	lst = append(lst, l)
@@ -364,6 +372,7 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			if m.acceptStopped() {
 				return
 			}
+			m.acceptFailed(err, isTemporary(err))
 			if !m.handleErr(err) || !isTemporary(err) {
 				errc <- err
 				return
@@ -381,6 +390,9 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 		}
 		delay = 0
 		mc := m.newConn(c)
+		if m.obs != nil {
+			m.hookAccepted(mc)
+		}
 		switch m.track(mc) {
 		case tracked:
 			if !m.matchNow(mc, &now) {
@@ -389,7 +401,11 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 		case overSource:
 			m.release()
 			c.Close()
-			m.report(&limitError{remote: c.RemoteAddr(), limit: m.maxPerSource})
+			err := &limitError{remote: c.RemoteAddr(), limit: m.maxPerSource}
+			if m.obs != nil {
+				m.dropped(mc, err, "")
+			}
+			m.report(err)
 		default: // aborted
 			m.release()
 			c.Close()
@@ -408,6 +424,7 @@ func (m *cMux) acquire() error {
 	default:
 	}
 	err := &limitError{limit: cap(m.sem)}
+	m.acceptFailed(err, true)
 	if !m.handleErr(err) {
 		return err
 	}
@@ -616,6 +633,9 @@ func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
 func (m *cMux) drop(c *MuxConn, err error) {
 	if m.untrack(c) {
 		c.Conn.Close()
+		if m.obs != nil {
+			m.dropped(c, err, "")
+		}
 		c.endMatching(false)
 		m.report(err)
 		return
@@ -673,6 +693,7 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 					kind.Store(k)
 				}
 				if ok && !s.blocked {
+					c.resumeL, c.resumeM = int32(i), int32(j)
 					return l, nil
 				}
 			}
@@ -682,7 +703,7 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 			}
 		}
 	}
-	return nil, ErrNotMatched{c: c}
+	return nil, ErrNotMatched{c: c, reason: s.reason()}
 }
 
 // report gives err, the error of one connection, to the error handler. If
@@ -709,6 +730,9 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 		c.endMatching(false)
 		return
 	}
+	if m.obs != nil {
+		m.hookMatched(c, int(c.resumeL), int(c.resumeM))
+	}
 	c.endMatching(true)
 	dc := c.deliverable(m.exposeTLS)
 	select {
@@ -734,9 +758,23 @@ func (m *cMux) enqueue(dc net.Conn, l *muxListener) {
 	case l.connc <- dc:
 		m.delivered(l)
 	case <-l.done:
-		dc.Close()
+		m.closedUndelivered(dc, l, ErrListenerClosed)
 	case <-m.abortc:
-		dc.Close()
+		m.closedUndelivered(dc, l, ErrServerClosed)
+	}
+}
+
+// closedUndelivered closes dc, matched for l but not delivered because l
+// or the mux stopped, and tells the hooks and the logger.
+func (m *cMux) closedUndelivered(dc net.Conn, l *muxListener, why error) {
+	dc.Close()
+	if m.obs == nil {
+		return
+	}
+	if c, ok := dc.(*MuxConn); ok {
+		m.dropped(c, why, l.nameOf())
+	} else if c, ok := dc.(*tlsMuxConn); ok {
+		m.dropped(c.MuxConn, why, l.nameOf())
 	}
 }
 

@@ -1,6 +1,9 @@
 package cmux
 
-import "time"
+import (
+	"log/slog"
+	"time"
+)
 
 // DefaultMatchTimeout is how long a connection may take to be matched unless
 // MatchTimeout or SetReadTimeout says otherwise.
@@ -17,6 +20,8 @@ type config struct {
 	exposeTLS    bool         // ExposeConnectionState
 	maxMatching  int          // MaxMatching; 0: no cap
 	maxPerSource int          // MaxMatchingPerSource; 0: no cap
+	hooks        *Hooks       // WithHooks
+	logger       *slog.Logger // WithLogger
 }
 
 // MaxSniffBytes bounds the bytes the mux reads from a connection while
