@@ -45,7 +45,7 @@ func main() {
 	case "full":
 		writePath(os.Stdout, b, cg, "FullPath", []string{"ns/op", "B/op", "allocs/op"})
 	case "tcp":
-		writePath(os.Stdout, b, cg, "TCPPath", []string{"ns/op", "usr-ns/op", "sys-ns/op", "B/op", "allocs/op", "rst/op"})
+		writePath(os.Stdout, b, cg, "TCPPath", []string{"ns/op", "cpu-ns/op", "usr-ns/op", "sys-ns/op", "B/op", "allocs/op", "rst/op"})
 	case "idle":
 		writeIdle(os.Stdout, b)
 	}
@@ -217,6 +217,8 @@ func label(unit string) string {
 	switch unit {
 	case "allocs/op":
 		return "allocs"
+	case "cpu-ns/op":
+		return "cpu ns/op"
 	case "usr-ns/op":
 		return "usr ns/op"
 	case "sys-ns/op":
