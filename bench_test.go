@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/iotest"
@@ -79,10 +80,10 @@ func (l *memListener) Addr() net.Addr { return memAddr{} }
 
 // benchMux measures connections with first flight flight through a mux set
 // up by setup, which returns the listener they must reach.
-func benchMux(b *testing.B, flight []byte, setup func(m CMux) net.Listener) {
+func benchMux(b *testing.B, flight []byte, setup func(m CMux) net.Listener, opts ...Option) {
 	b.Helper()
 	root := newMemListener()
-	m := New(root)
+	m := NewWithOptions(root, opts...)
 	want := setup(m)
 	// Drain the other listeners.
 	for _, l := range *m.(*cMux).lst.Load() {
@@ -231,6 +232,17 @@ func connCases() []connCase {
 func BenchmarkConn(b *testing.B) {
 	for _, c := range connCases() {
 		b.Run(c.name, func(b *testing.B) { benchMux(b, c.flight(b), c.setup) })
+	}
+}
+
+// BenchmarkConnHooks is BenchmarkConn with every hook set (to functions
+// that count): what observing each connection costs.
+func BenchmarkConnHooks(b *testing.B) {
+	var n atomic.Int64
+	count := func(ConnEvent) { n.Add(1) }
+	hooks := WithHooks(Hooks{Accepted: count, Matched: count, NotMatched: count, Delivered: count})
+	for _, c := range connCases() {
+		b.Run(c.name, func(b *testing.B) { benchMux(b, c.flight(b), c.setup, hooks) })
 	}
 }
 
