@@ -3,7 +3,9 @@
 //   - gRPC (health service and server reflection), for grpcurl and any gRPC client;
 //   - a small REST API over HTTP/1.1;
 //   - the same REST API over HTTP/2 without TLS (h2c, "prior knowledge");
-//   - a line-based TCP echo for every other connection.
+//   - a line-based TCP echo for every other connection;
+//   - its own metrics, in the Prometheus text format, at /metrics on the
+//     HTTP side.
 //
 // cmux looks at the first bytes of each new connection and hands it to the
 // server that wants it. Listeners are tried in the order they are created:
@@ -14,8 +16,18 @@
 //     first request work too.
 //  2. h2c: any other HTTP/2 connection (the HTTP/2 client preface).
 //  3. HTTP/1.1: a connection starting with an HTTP method.
-//  4. Everything else (including a client that sends nothing before the
-//     match timeout) goes to the echo server.
+//  4. Everything else that sends a byte, and a client that sends nothing
+//     before the match timeout, goes to the echo server. A client that
+//     closes the connection without sending anything (a TCP health probe)
+//     is dropped.
+//
+// cmux counts what it did with each connection (cmux_connections_total, by
+// listener: grpc, h2c, http1 or echo; by outcome: matched or not_matched;
+// and by reason for not_matched: no_bytes for a probe) and how long it
+// took, in the histograms cmux_match_duration_seconds and
+// cmux_queue_duration_seconds; see package
+// github.com/cmux-go/cmux/examples/cmuxmetrics. It logs the connections it
+// drops (a probe at Debug level, which the demo's logger leaves out).
 //
 // Listeners 2 and 3 are served by one net/http server configured for both
 // HTTP/1.1 and unencrypted HTTP/2, so the same handlers answer both.
@@ -48,12 +60,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/cmux-go/cmux"
+	"github.com/cmux-go/cmux/examples/cmuxmetrics"
 )
 
 const (
@@ -95,18 +110,26 @@ func main() {
 func run(ctx context.Context, ln net.Listener, out io.Writer) error {
 	logger := slog.New(slog.NewTextHandler(out, nil))
 
+	// The mux's metrics, served at /metrics. A registry of its own rather
+	// than prometheus.DefaultRegisterer: run may be called more than once
+	// in a process (the tests do).
+	reg := prometheus.NewRegistry()
+
 	// Independent children: the servers below stop one by one, each
 	// closing its own listener, while the others finish their work.
-	m := cmux.NewWithOptions(ln, cmux.IndependentListeners(), cmux.MatchTimeout(matchTimeout))
+	m := cmux.NewWithOptions(ln, cmux.IndependentListeners(), cmux.MatchTimeout(matchTimeout),
+		cmux.WithHooks(cmuxmetrics.PrometheusHooks(reg)), cmux.WithLogger(logger))
 
-	// Order matters: the first listener whose matcher accepts wins.
-	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-	h2cL := m.Match(cmux.HTTP2())
-	http1L := m.Match(cmux.HTTP1Fast())
-	echoL := m.Match(cmux.Any())
+	// Order matters: the first listener whose matcher accepts wins. The
+	// names label the metrics and the mux's log messages.
+	grpcL := cmux.Name(m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")), "grpc")
+	h2cL := cmux.Name(m.Match(cmux.HTTP2()), "h2c")
+	http1L := cmux.Name(m.Match(cmux.HTTP1Fast()), "http1")
+	// Not cmux.Any(), which would also take a probe's empty connection.
+	echoL := cmux.Name(m.Match(sentSomething, cmux.Silent(matchTimeout)), "echo")
 
 	grpcSrv, healthSrv := newGRPCServer()
-	httpSrv := newHTTPServer(logger)
+	httpSrv := newHTTPServer(logger, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	echoSrv := newEchoServer(echoMaxLine, echoIdleTimeout)
 
 	// Start every server; each reports once when its Serve returns.
@@ -169,6 +192,15 @@ func run(ctx context.Context, ln net.Listener, out io.Writer) error {
 	return runErr
 }
 
+// sentSomething matches a connection whose client has sent a byte. (After
+// it, cmux.Silent matches the client that sent nothing until the match
+// timeout; neither matches a client that closed without a byte.)
+func sentSomething(r io.Reader) bool {
+	var b [1]byte
+	n, _ := r.Read(b[:])
+	return n == 1
+}
+
 // printUsage prints the address and a command that exercises each protocol.
 func printUsage(out io.Writer, addr net.Addr) {
 	host, port, err := net.SplitHostPort(addr.String())
@@ -193,6 +225,8 @@ Try:
   grpcurl -plaintext %[2]s grpc.health.v1.Health/Check
   grpcurl -plaintext %[2]s list
   printf 'hi\n' | nc -N %[3]s %[4]s    (netcat-openbsd; other netcats use -q 1)
+What cmux did with each connection (matched, or dropped and why), and how long it took:
+  curl http://%[2]s/metrics | grep cmux_
 Stop with Ctrl-C.
 `, addr, hp, host, port)
 }
@@ -224,13 +258,15 @@ func stopGRPC(s *grpc.Server, timeout time.Duration) {
 	}
 }
 
-// newHTTPServer returns the REST server. It speaks HTTP/1.1 and unencrypted
-// HTTP/2 (h2c with prior knowledge), so it can serve the connections of
-// both the HTTP1Fast and the HTTP2 listener.
-func newHTTPServer(logger *slog.Logger) *http.Server {
+// newHTTPServer returns the REST server, which serves metrics at GET
+// /metrics. It speaks HTTP/1.1 and unencrypted HTTP/2 (h2c with prior
+// knowledge), so it can serve the connections of both the HTTP1Fast and the
+// HTTP2 listener.
+func newHTTPServer(logger *slog.Logger, metrics http.Handler) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /hello", handleHello)
 	mux.HandleFunc("POST /echo", handleEcho)
+	mux.Handle("GET /metrics", metrics)
 
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)

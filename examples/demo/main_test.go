@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,7 @@ func TestDemo(t *testing.T) {
 			"curl --http2-prior-knowledge http://" + addr + "/hello",
 			"grpcurl -plaintext " + addr + " grpc.health.v1.Health/Check",
 			"nc -N 127.0.0.1 " + port,
+			"curl http://" + addr + "/metrics | grep cmux_",
 		}
 		deadline := time.Now().Add(step)
 		for {
@@ -289,6 +291,38 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics", func(t *testing.T) {
+		// A TCP health probe: connect, close without a byte. cmux drops
+		// it (no_bytes) and counts it once it has closed it, so the
+		// counter is polled.
+		c := dial(t, addr)
+		c.Close()
+		// Every listener matched a connection in the subtests above.
+		want := []string{
+			`cmux_connections_total{listener="grpc",outcome="matched",reason=""}`,
+			`cmux_connections_total{listener="h2c",outcome="matched",reason=""}`,
+			`cmux_connections_total{listener="http1",outcome="matched",reason=""}`,
+			`cmux_connections_total{listener="echo",outcome="matched",reason=""}`,
+			`cmux_connections_total{listener="",outcome="not_matched",reason="no_bytes"}`,
+			`cmux_match_duration_seconds_count{listener="http1",outcome="matched"}`,
+			`cmux_match_duration_seconds_count{listener="",outcome="not_matched"}`,
+			`cmux_queue_duration_seconds_count{listener="http1"}`,
+		}
+		deadline := time.Now().Add(step)
+		for {
+			body := string(httpDo(context.Background(), t, h1, http.MethodGet, "http://"+addr+"/metrics", "", "HTTP/1.1"))
+			values := promValues(body)
+			missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return values[w] >= 1 })
+			if len(missing) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/metrics lacks a positive %q; got:\n%s", missing, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
 	// Shut down.
 	gconn.Close()
 	h1.CloseIdleConnections()
@@ -346,6 +380,25 @@ func httpDo(ctx context.Context, t *testing.T, rt http.RoundTripper, method, url
 		t.Fatalf("%s %s: response proto %s, want %s", method, url, resp.Proto, wantProto)
 	}
 	return b
+}
+
+// promValues returns the value of each series (name and labels, as
+// written) of a Prometheus text exposition.
+func promValues(text string) map[string]float64 {
+	values := make(map[string]float64)
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(line[i+1:]), 64); err == nil {
+			values[line[:i]] = v
+		}
+	}
+	return values
 }
 
 func dial(t *testing.T, addr string) net.Conn {
