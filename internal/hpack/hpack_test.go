@@ -1,4 +1,4 @@
-package cmux
+package hpack
 
 import (
 	"bytes"
@@ -11,11 +11,11 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/net/http2/hpack"
+	xhpack "golang.org/x/net/http2/hpack"
 )
 
 // hf is shorthand for a header field in expectations.
-func hf(name, value string) hpack.HeaderField { return hpack.HeaderField{Name: name, Value: value} }
+func hf(name, value string) xhpack.HeaderField { return xhpack.HeaderField{Name: name, Value: value} }
 
 // mustHex decodes hex, ignoring spaces.
 func mustHex(tb testing.TB, s string) []byte {
@@ -28,10 +28,10 @@ func mustHex(tb testing.TB, s string) []byte {
 }
 
 // encodeBlock encodes fields as the first header block of a connection.
-func encodeBlock(tb testing.TB, fields ...hpack.HeaderField) []byte {
+func encodeBlock(tb testing.TB, fields ...xhpack.HeaderField) []byte {
 	tb.Helper()
 	var buf bytes.Buffer
-	enc := hpack.NewEncoder(&buf)
+	enc := xhpack.NewEncoder(&buf)
 	for _, f := range fields {
 		if err := enc.WriteField(f); err != nil {
 			tb.Fatal(err)
@@ -41,19 +41,19 @@ func encodeBlock(tb testing.TB, fields ...hpack.HeaderField) []byte {
 }
 
 // decodedFields returns the fields held by d.
-func decodedFields(d *hpackDecoder) []hpack.HeaderField {
-	var fs []hpack.HeaderField
-	for i := range d.numFields() {
-		name, value := d.fieldAt(i)
+func decodedFields(d *Decoder) []xhpack.HeaderField {
+	var fs []xhpack.HeaderField
+	for i := range d.NumFields() {
+		name, value := d.FieldAt(i)
 		fs = append(fs, hf(string(name), string(value)))
 	}
 	return fs
 }
 
 // referenceDecode decodes block with a fresh x/net decoder, dropping the
-// Sensitive flags, which hpackDecoder does not report.
-func referenceDecode(block []byte) ([]hpack.HeaderField, error) {
-	fs, err := hpack.NewDecoder(hpackMaxTableSize, nil).DecodeFull(block)
+// Sensitive flags, which Decoder does not report.
+func referenceDecode(block []byte) ([]xhpack.HeaderField, error) {
+	fs, err := xhpack.NewDecoder(hpackMaxTableSize, nil).DecodeFull(block)
 	for i := range fs {
 		fs[i].Sensitive = false
 	}
@@ -61,7 +61,7 @@ func referenceDecode(block []byte) ([]hpack.HeaderField, error) {
 }
 
 // grpcFields is a request header block as sent by grpc-go.
-var grpcFields = []hpack.HeaderField{
+var grpcFields = []xhpack.HeaderField{
 	hf(":method", "POST"),
 	hf(":scheme", "http"),
 	hf(":path", "/grpc.health.v1.Health/Check"),
@@ -73,7 +73,7 @@ var grpcFields = []hpack.HeaderField{
 }
 
 // huffmanFields is a request whose literals are long and Huffman-coded.
-var huffmanFields = []hpack.HeaderField{
+var huffmanFields = []xhpack.HeaderField{
 	hf(":method", "GET"),
 	hf(":scheme", "https"),
 	hf(":path", "/api/v2/organizations/example/repositories?page=3&per_page=100&sort=updated"),
@@ -100,8 +100,8 @@ func TestHPACKDecode(t *testing.T) {
 	c31 := "8286 8441 0f77 7777 2e65 7861 6d70 6c65 2e63 6f6d"
 	c32 := "8286 84be 5808 6e6f 2d63 6163 6865"
 	c33 := "8287 85bf 400a 6375 7374 6f6d 2d6b 6579 0c63 7573 746f 6d2d 7661 6c75 65"
-	c31Fields := []hpack.HeaderField{hf(":method", "GET"), hf(":scheme", "http"), hf(":path", "/"), hf(":authority", "www.example.com")}
-	response := []hpack.HeaderField{
+	c31Fields := []xhpack.HeaderField{hf(":method", "GET"), hf(":scheme", "http"), hf(":path", "/"), hf(":authority", "www.example.com")}
+	response := []xhpack.HeaderField{
 		hf(":status", "302"),
 		hf("cache-control", "private"),
 		hf("date", "Mon, 21 Oct 2013 20:13:21 GMT"),
@@ -110,16 +110,16 @@ func TestHPACKDecode(t *testing.T) {
 	tests := []struct {
 		name  string
 		block string
-		want  []hpack.HeaderField
+		want  []xhpack.HeaderField
 	}{
 		{"empty", "", nil},
 		{"C.2.1 literal with indexing", "400a 6375 7374 6f6d 2d6b 6579 0d63 7573 746f 6d2d 6865 6164 6572",
-			[]hpack.HeaderField{hf("custom-key", "custom-header")}},
+			[]xhpack.HeaderField{hf("custom-key", "custom-header")}},
 		{"C.2.2 literal without indexing", "040c 2f73 616d 706c 652f 7061 7468",
-			[]hpack.HeaderField{hf(":path", "/sample/path")}},
+			[]xhpack.HeaderField{hf(":path", "/sample/path")}},
 		{"C.2.3 literal never indexed", "1008 7061 7373 776f 7264 0673 6563 7265 74",
-			[]hpack.HeaderField{hf("password", "secret")}},
-		{"C.2.4 indexed", "82", []hpack.HeaderField{hf(":method", "GET")}},
+			[]xhpack.HeaderField{hf("password", "secret")}},
+		{"C.2.4 indexed", "82", []xhpack.HeaderField{hf(":method", "GET")}},
 		{"C.3.1 request", c31, c31Fields},
 		{"C.4.1 request with Huffman", "8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff", c31Fields},
 		{"C.5.1 response", "4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
@@ -127,28 +127,28 @@ func TestHPACKDecode(t *testing.T) {
 		{"C.6.1 response with Huffman", "4882 6402 5885 aec3 771a 4b61 96d0 7abe 9410 54d4 44a8 2005 9504 0b81 66e0 82a6 2d1b ff6e 919d 29ad 1718 63c7 8f0b 97c8 e9ae 82ae 43d3",
 			response},
 		{"C.3.1-C.3.3 as one block, using entries added earlier in the block", c31 + c32 + c33,
-			slices.Concat(c31Fields, c31Fields, []hpack.HeaderField{hf("cache-control", "no-cache"),
+			slices.Concat(c31Fields, c31Fields, []xhpack.HeaderField{hf("cache-control", "no-cache"),
 				hf(":method", "GET"), hf(":scheme", "https"), hf(":path", "/index.html"), hf(":authority", "www.example.com"), hf("custom-key", "custom-value")})},
-		{"size updates at start", "3fe11f 20 3f01", nil},                                                                   // 4096, 0, 32
-		{"integer with 9 octets after the prefix", "3f 8080808080808080 00 82", []hpack.HeaderField{hf(":method", "GET")}}, // 31
-		{"empty Huffman string", "4080 80", []hpack.HeaderField{hf("", "")}},
+		{"size updates at start", "3fe11f 20 3f01", nil},                                                                    // 4096, 0, 32
+		{"integer with 9 octets after the prefix", "3f 8080808080808080 00 82", []xhpack.HeaderField{hf(":method", "GET")}}, // 31
+		{"empty Huffman string", "4080 80", []xhpack.HeaderField{hf("", "")}},
 		{"literal with dynamic name", "4001 6101 62 7e01 63 be", // a: b, a: c (name 62), then index 62 (a: c)
-			[]hpack.HeaderField{hf("a", "b"), hf("a", "c"), hf("a", "c")}},
+			[]xhpack.HeaderField{hf("a", "b"), hf("a", "c"), hf("a", "c")}},
 		{"table holds two entries", "3f27 4001 6101 62 4001 6301 64 bf", // size 70
-			[]hpack.HeaderField{hf("a", "b"), hf("c", "d"), hf("a", "b")}},
+			[]xhpack.HeaderField{hf("a", "b"), hf("c", "d"), hf("a", "b")}},
 		{"eviction", "3f24 4001 6101 62 4001 6301 64 be", // size 67: a: b is evicted
-			[]hpack.HeaderField{hf("a", "b"), hf("c", "d"), hf("c", "d")}},
+			[]xhpack.HeaderField{hf("a", "b"), hf("c", "d"), hf("c", "d")}},
 		{"entry larger than table empties it", "3f03 4001 6101 62 4002 6363 0164 82", // size 34
-			[]hpack.HeaderField{hf("a", "b"), hf("cc", "d"), hf(":method", "GET")}},
+			[]xhpack.HeaderField{hf("a", "b"), hf("cc", "d"), hf(":method", "GET")}},
 		{"grpc", hex.EncodeToString(encodeBlock(t, grpcFields...)), grpcFields},
 		{"huffman", hex.EncodeToString(encodeBlock(t, huffmanFields...)), huffmanFields},
 		{"256 fields", strings.Repeat("82", hpackMaxFields), repeatField(hf(":method", "GET"), hpackMaxFields)},
 	}
-	var d hpackDecoder
+	var d Decoder
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			block := mustHex(t, tt.block)
-			if err := d.decode(block); err != nil {
+			if err := d.Decode(block); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
 			if got := decodedFields(&d); !slices.Equal(got, tt.want) {
@@ -164,20 +164,20 @@ func TestHPACKDecode(t *testing.T) {
 func TestHPACKDecodeDynamicTableIndexes(t *testing.T) {
 	// Size 100 holds two 34-byte entries: after adding a, b and c, index 62
 	// is c, 63 is b and 64 (a, evicted) is invalid.
-	var d hpackDecoder
+	var d Decoder
 	prefix := "3f45 4001 6101 31 4001 6201 32 4001 6301 33"
 	for _, tt := range []struct {
 		index string
 		want  string
 	}{{"be", "c"}, {"bf", "b"}, {"c0", ""}} {
-		err := d.decode(mustHex(t, prefix+tt.index))
+		err := d.Decode(mustHex(t, prefix+tt.index))
 		if tt.want == "" {
 			if !errors.Is(err, errHPACKIndex) {
 				t.Errorf("index %s: err = %v, want %v", tt.index, err, errHPACKIndex)
 			}
 			continue
 		}
-		if name, _ := d.fieldAt(3); err != nil || string(name) != tt.want {
+		if name, _ := d.FieldAt(3); err != nil || string(name) != tt.want {
 			t.Errorf("index %s: name %q, err %v; want %q", tt.index, name, err, tt.want)
 		}
 	}
@@ -210,12 +210,12 @@ func TestHPACKDecodeErrors(t *testing.T) {
 		{"table size above 4096", "3fe21f", errHPACKTableSize},
 		{"size update after field", "82 20", errHPACKLateSizeUpdate},
 		{"size update after literal", "4001 6101 62 3fe11f", errHPACKLateSizeUpdate},
-		{"too many fields", strings.Repeat("82", hpackMaxFields+1), errHPACKTooManyFields},
+		{"too many fields", strings.Repeat("82", hpackMaxFields+1), ErrTooManyFields},
 	}
-	var d hpackDecoder
+	var d Decoder
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := d.decode(mustHex(t, tt.block))
+			err := d.Decode(mustHex(t, tt.block))
 			if !errors.Is(err, tt.want) || !errors.Is(err, errHPACK) {
 				t.Errorf("decode = %v, want %v", err, tt.want)
 			}
@@ -224,8 +224,8 @@ func TestHPACKDecodeErrors(t *testing.T) {
 }
 
 func TestHPACKField(t *testing.T) {
-	var d hpackDecoder
-	if err := d.decode(encodeBlock(t, slices.Concat(grpcFields, []hpack.HeaderField{hf("te", "other")})...)); err != nil {
+	var d Decoder
+	if err := d.Decode(encodeBlock(t, slices.Concat(grpcFields, []xhpack.HeaderField{hf("te", "other")})...)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -238,22 +238,22 @@ func TestHPACKField(t *testing.T) {
 		{"Content-Type", "", false},
 		{"missing", "", false},
 	} {
-		if v, ok := d.field(tt.name); string(v) != tt.want || ok != tt.ok {
+		if v, ok := d.Field(tt.name); string(v) != tt.want || ok != tt.ok {
 			t.Errorf("field(%q) = %q, %v; want %q, %v", tt.name, v, ok, tt.want, tt.ok)
 		}
 	}
 	// Appending to a returned value must not clobber the next field.
-	v, _ := d.field(":method")
+	v, _ := d.Field(":method")
 	_ = append(v, "XXXXXXXX"...)
-	if name, _ := d.fieldAt(1); string(name) != ":scheme" {
+	if name, _ := d.FieldAt(1); string(name) != ":scheme" {
 		t.Errorf("field 1 name = %q after append to field 0 value", name)
 	}
 	// decode starts afresh: no fields or dynamic entries survive.
-	if err := d.decode(mustHex(t, "be")); !errors.Is(err, errHPACKIndex) {
+	if err := d.Decode(mustHex(t, "be")); !errors.Is(err, errHPACKIndex) {
 		t.Errorf("decode of dynamic index on fresh table = %v, want %v", err, errHPACKIndex)
 	}
-	d.reset()
-	if _, ok := d.field(":path"); ok || d.numFields() != 0 {
+	d.Reset()
+	if _, ok := d.Field(":path"); ok || d.NumFields() != 0 {
 		t.Errorf("fields remain after reset")
 	}
 }
@@ -275,11 +275,11 @@ func randomString(r *rand.Rand, n int) string {
 
 // randomField returns a field that is often in the static table, often
 // repeats an earlier one and is sometimes too large for the dynamic table.
-func randomField(r *rand.Rand, prev []hpack.HeaderField) hpack.HeaderField {
+func randomField(r *rand.Rand, prev []xhpack.HeaderField) xhpack.HeaderField {
 	if len(prev) > 0 && r.IntN(4) == 0 {
 		return prev[r.IntN(len(prev))]
 	}
-	var f hpack.HeaderField
+	var f xhpack.HeaderField
 	switch r.IntN(4) {
 	case 0:
 		e := hpackStaticTable[r.IntN(len(hpackStaticTable))]
@@ -308,10 +308,10 @@ func randomField(r *rand.Rand, prev []hpack.HeaderField) hpack.HeaderField {
 func TestHPACKDifferential(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	sizes := []uint32{0, 32, 50, 100, 256, 1000, 4096, 5000}
-	var d hpackDecoder
+	var d Decoder
 	for iter := range 3000 {
 		var buf bytes.Buffer
-		enc := hpack.NewEncoder(&buf)
+		enc := xhpack.NewEncoder(&buf)
 		for range r.IntN(3) { // size updates at the start (5000 is clamped to 4096)
 			enc.SetMaxDynamicTableSize(sizes[r.IntN(len(sizes))])
 		}
@@ -320,7 +320,7 @@ func TestHPACKDifferential(t *testing.T) {
 		if n > 1 && r.IntN(5) == 0 {
 			late = 1 + r.IntN(n-1)
 		}
-		var fields []hpack.HeaderField
+		var fields []xhpack.HeaderField
 		for i := range n {
 			if i == late {
 				enc.SetMaxDynamicTableSize(sizes[r.IntN(len(sizes))])
@@ -333,7 +333,7 @@ func TestHPACKDifferential(t *testing.T) {
 			fields = append(fields, f)
 		}
 		block := buf.Bytes()
-		err := d.decode(block)
+		err := d.Decode(block)
 		got := decodedFields(&d)
 		if late >= 0 {
 			if !errors.Is(err, errHPACKLateSizeUpdate) || !slices.Equal(got, fields[:late]) {
@@ -351,7 +351,7 @@ func TestHPACKDifferential(t *testing.T) {
 }
 
 // raceEnabled reports whether the test binary was built with -race, under
-// which sync.Pool (used by hpack.HuffmanDecode) drops items at random.
+// which sync.Pool (used by xhpack.HuffmanDecode) drops items at random.
 func raceEnabled() bool {
 	bi, ok := debug.ReadBuildInfo()
 	return ok && slices.Contains(bi.Settings, debug.BuildSetting{Key: "-race", Value: "true"})
@@ -361,19 +361,19 @@ func TestHPACKDecodeAllocs(t *testing.T) {
 	if raceEnabled() {
 		t.Skip("allocations are not meaningful under the race detector")
 	}
-	pool := sync.Pool{New: func() any { return new(hpackDecoder) }}
+	pool := sync.Pool{New: func() any { return new(Decoder) }}
 	for _, tt := range []struct {
 		name   string
-		fields []hpack.HeaderField
+		fields []xhpack.HeaderField
 	}{{"grpc", grpcFields}, {"huffman", huffmanFields}} {
 		block := encodeBlock(t, tt.fields...)
 		decode := func() {
-			d := pool.Get().(*hpackDecoder)
+			d := pool.Get().(*Decoder)
 			defer pool.Put(d)
-			if err := d.decode(block); err != nil || d.numFields() != len(tt.fields) {
-				t.Fatalf("decode: %v, %d fields", err, d.numFields())
+			if err := d.Decode(block); err != nil || d.NumFields() != len(tt.fields) {
+				t.Fatalf("decode: %v, %d fields", err, d.NumFields())
 			}
-			if v, ok := d.field(tt.fields[2].Name); !ok || string(v) != tt.fields[2].Value {
+			if v, ok := d.Field(tt.fields[2].Name); !ok || string(v) != tt.fields[2].Value {
 				t.Fatalf("field(%q) = %q, %v", tt.fields[2].Name, v, ok)
 			}
 		}
@@ -385,8 +385,8 @@ func TestHPACKDecodeAllocs(t *testing.T) {
 }
 
 // repeatField returns n copies of f.
-func repeatField(f hpack.HeaderField, n int) []hpack.HeaderField {
-	fs := make([]hpack.HeaderField, n)
+func repeatField(f xhpack.HeaderField, n int) []xhpack.HeaderField {
+	fs := make([]xhpack.HeaderField, n)
 	for i := range fs {
 		fs[i] = f
 	}
@@ -395,12 +395,12 @@ func repeatField(f hpack.HeaderField, n int) []hpack.HeaderField {
 
 func BenchmarkHPACKDecodeGRPC(b *testing.B) {
 	block := encodeBlock(b, grpcFields...)
-	var d hpackDecoder
+	var d Decoder
 	b.ReportAllocs()
 	b.SetBytes(int64(len(block)))
 	b.ResetTimer()
 	for range b.N {
-		if err := d.decode(block); err != nil {
+		if err := d.Decode(block); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -422,10 +422,10 @@ func FuzzHPACKBlock(f *testing.F) {
 	f.Add(encodeBlock(f, grpcFields...))
 	f.Add(encodeBlock(f, huffmanFields...))
 	f.Fuzz(func(t *testing.T, block []byte) {
-		var d hpackDecoder
-		err := d.decode(block)
+		var d Decoder
+		err := d.Decode(block)
 		got := decodedFields(&d)
-		if err2 := d.decode(block); err2 != err || !slices.Equal(decodedFields(&d), got) {
+		if err2 := d.Decode(block); err2 != err || !slices.Equal(decodedFields(&d), got) {
 			t.Fatalf("second decode = %v, %v; first %v, %v", decodedFields(&d), err2, got, err)
 		}
 		if err != nil && !errors.Is(err, errHPACK) {
@@ -441,7 +441,7 @@ func FuzzHPACKBlock(f *testing.F) {
 			t.Fatalf("decode accepted %v; reference decoder: %v", got, refErr)
 		case refErr == nil:
 			allowed := errors.Is(err, errHPACKLateSizeUpdate) ||
-				errors.Is(err, errHPACKTooManyFields) && len(want) > hpackMaxFields
+				errors.Is(err, ErrTooManyFields) && len(want) > hpackMaxFields
 			if !allowed || len(got) > len(want) || !slices.Equal(got, want[:len(got)]) {
 				t.Fatalf("decode = %v, %v; reference decoder accepted %v", got, err, want)
 			}

@@ -1,11 +1,11 @@
-package cmux
+package hpack
 
 import (
 	"encoding/binary"
 	"strings"
 	"sync"
 
-	"golang.org/x/net/http2/hpack"
+	xhpack "golang.org/x/net/http2/hpack"
 )
 
 // The HPACK Huffman code (RFC 7541 Appendix B), decoded eight bits at a
@@ -31,8 +31,8 @@ func huffmanTables() [][256]uint32 {
 			// Eight copies of a symbol take exactly its code length in
 			// bytes, and start with its code.
 			eight := strings.Repeat(string([]byte{byte(sym)}), 8)
-			n := int(hpack.HuffmanEncodeLength(eight)) // bits of the code
-			enc := hpack.AppendHuffmanString(nil, eight)
+			n := int(xhpack.HuffmanEncodeLength(eight)) // bits of the code
+			enc := xhpack.AppendHuffmanString(nil, eight)
 			var b [8]byte
 			copy(b[:], enc)
 			code := binary.BigEndian.Uint64(b[:]) >> (64 - n)

@@ -1,14 +1,20 @@
-package cmux
+// Package patricia is a prefix tree of byte strings that decides whether a
+// connection starts with one of them while reading as few bytes as possible.
+package patricia
 
-import "sort"
+import (
+	"sort"
 
-// patricia is a compressed prefix tree (radix tree) of byte strings. It
+	"github.com/cmux-go/cmux/internal/peek"
+)
+
+// Tree is a compressed prefix tree (radix tree) of byte strings. It
 // decides whether a connection starts with one of its strings while reading
 // as few bytes as possible: it says no on the first byte that leaves every
 // string behind, and yes as soon as one string has arrived whole.
 //
-// A patricia is immutable once built and safe for concurrent use.
-type patricia struct {
+// A Tree is immutable once built and safe for concurrent use.
+type Tree struct {
 	root *ptNode
 }
 
@@ -20,13 +26,13 @@ type ptNode struct {
 	children []*ptNode
 }
 
-// newPatricia builds a tree of strs. Duplicates are harmless; the empty
+// New builds a tree of strs. Duplicates are harmless; the empty
 // string matches everything.
-func newPatricia(strs ...string) *patricia {
+func New(strs ...string) *Tree {
 	sorted := make([]string, 0, len(strs))
 	sorted = append(sorted, strs...)
 	sort.Strings(sorted)
-	return &patricia{root: buildNode(nil, sorted)}
+	return &Tree{root: buildNode(nil, sorted)}
 }
 
 // buildNode builds the node whose edge label is label for the sorted,
@@ -69,9 +75,9 @@ func commonPrefix(a, b string) int {
 	return i
 }
 
-// match reports whether the data p peeks starts with one of the tree's
+// Match reports whether the data p peeks starts with one of the tree's
 // strings. It peeks one byte further only while a string may still match.
-func (t *patricia) match(p peeker) bool {
+func (t *Tree) Match(p peek.Peeker) bool {
 	n := t.root
 	off := 0
 	for {
@@ -82,7 +88,7 @@ func (t *patricia) match(p peeker) bool {
 			return false // no strings at all: no byte can match
 		}
 		// Find the child for the next byte.
-		b, _ := p.peek(off + 1)
+		b, _ := p.Peek(off + 1)
 		if len(b) <= off {
 			return false
 		}
@@ -93,7 +99,7 @@ func (t *patricia) match(p peeker) bool {
 		// Walk the child's label; bytes arrive as they come.
 		for _, c := range child.label {
 			if len(b) <= off {
-				if b, _ = p.peek(off + 1); len(b) <= off {
+				if b, _ = p.Peek(off + 1); len(b) <= off {
 					return false
 				}
 			}

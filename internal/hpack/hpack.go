@@ -1,4 +1,7 @@
-package cmux
+// Package hpack decodes the first HTTP/2 header block of a connection
+// (RFC 7541) without allocating once its buffers have grown, with Huffman
+// tables derived from golang.org/x/net/http2/hpack's encoder.
+package hpack
 
 import (
 	"errors"
@@ -6,11 +9,11 @@ import (
 	"math"
 )
 
-// errHPACK is returned, possibly wrapped, by hpackDecoder.decode for any
+// errHPACK is returned, possibly wrapped, by Decoder.Decode for any
 // malformed header block.
 var errHPACK = errors.New("cmux: malformed HPACK header block")
 
-// Specific causes reported by hpackDecoder.decode; each wraps errHPACK.
+// Specific causes reported by Decoder.Decode; each wraps errHPACK.
 var (
 	errHPACKTruncated      = fmt.Errorf("%w: truncated integer or string", errHPACK)
 	errHPACKInteger        = fmt.Errorf("%w: integer overflow", errHPACK)
@@ -18,7 +21,7 @@ var (
 	errHPACKIndex          = fmt.Errorf("%w: invalid table index", errHPACK)
 	errHPACKTableSize      = fmt.Errorf("%w: dynamic table size update above %d", errHPACK, hpackMaxTableSize)
 	errHPACKLateSizeUpdate = fmt.Errorf("%w: dynamic table size update after a header field", errHPACK)
-	errHPACKTooManyFields  = fmt.Errorf("%w: more than %d header fields", errHPACK, hpackMaxFields)
+	ErrTooManyFields       = fmt.Errorf("%w: more than %d header fields", errHPACK, hpackMaxFields)
 )
 
 const (
@@ -35,7 +38,7 @@ const (
 	hpackMaxRetainedArena = 64 << 10
 )
 
-// hpackSpan locates a byte string in an hpackDecoder's arena.
+// hpackSpan locates a byte string in an Decoder's arena.
 type hpackSpan struct{ off, end int }
 
 func (s hpackSpan) len() int { return s.end - s.off }
@@ -47,7 +50,7 @@ type hpackField struct{ name, value hpackSpan }
 func (f hpackField) size() int { return f.name.len() + f.value.len() + hpackEntryOverhead }
 
 // hpackArena holds decoded strings. Its pointer is the io.Writer that
-// hpack.HuffmanDecode appends to; as a pointer it converts to an interface
+// xhpack.HuffmanDecode appends to; as a pointer it converts to an interface
 // without allocating.
 type hpackArena []byte
 
@@ -57,7 +60,7 @@ func (a *hpackArena) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// hpackDecoder decodes a single HTTP/2 header block (RFC 7541), the first
+// Decoder decodes a single HTTP/2 header block (RFC 7541), the first
 // one of a connection, without allocating once its buffers have grown:
 // decoded names and values are copied into an arena and fields, as well as
 // dynamic table entries, refer to it by offset. Fields that share bytes (a
@@ -65,7 +68,7 @@ func (a *hpackArena) Write(p []byte) (int, error) {
 //
 // The zero value is ready to use. A decoder is not safe for concurrent use;
 // it is meant to be reused through a sync.Pool.
-type hpackDecoder struct {
+type Decoder struct {
 	arena  hpackArena   // decoded names and values
 	fields []hpackField // decoded fields, in block order
 	// dyn holds the dynamic table entries added during this block, oldest
@@ -76,9 +79,9 @@ type hpackDecoder struct {
 	dynMax    int // current maximum dynamic table size
 }
 
-// reset empties the decoder for a new connection, keeping its capacity
+// Reset empties the decoder for a new connection, keeping its capacity
 // (except for an arena above hpackMaxRetainedArena, which is released).
-func (d *hpackDecoder) reset() {
+func (d *Decoder) Reset() {
 	if cap(d.arena) > hpackMaxRetainedArena {
 		d.arena = nil
 	}
@@ -88,22 +91,22 @@ func (d *hpackDecoder) reset() {
 	d.dynOldest, d.dynSize, d.dynMax = 0, 0, hpackMaxTableSize
 }
 
-// decode decodes block, a complete header block (all HEADERS and
+// Decode decodes block, a complete header block (all HEADERS and
 // CONTINUATION fragments concatenated), as the first block of a connection:
 // the dynamic table starts empty with a maximum size of 4096. Previously
 // decoded fields are discarded.
 //
 // Any malformed input yields an error wrapping errHPACK; the fields decoded
 // before the malformed representation are then still available.
-func (d *hpackDecoder) decode(block []byte) error {
-	d.reset()
+func (d *Decoder) Decode(block []byte) error {
+	d.Reset()
 	for p := block; len(p) > 0; {
 		var err error
 		switch b := p[0]; {
 		case b&0xe0 == 0x20: // Dynamic Table Size Update, §6.3.
 			p, err = d.sizeUpdate(p)
 		case len(d.fields) == hpackMaxFields:
-			return errHPACKTooManyFields
+			return ErrTooManyFields
 		case b&0x80 != 0: // Indexed Header Field, §6.1.
 			p, err = d.indexed(p)
 		case b&0x40 != 0: // Literal with Incremental Indexing, §6.2.1.
@@ -118,21 +121,21 @@ func (d *hpackDecoder) decode(block []byte) error {
 	return nil
 }
 
-// numFields returns the number of decoded fields.
-func (d *hpackDecoder) numFields() int { return len(d.fields) }
+// NumFields returns the number of decoded fields.
+func (d *Decoder) NumFields() int { return len(d.fields) }
 
-// fieldAt returns the name and value of the i-th decoded field. The slices
+// FieldAt returns the name and value of the i-th decoded field. The slices
 // alias the decoder's arena: they are valid until the next decode or reset
 // and must not be modified.
-func (d *hpackDecoder) fieldAt(i int) (name, value []byte) {
+func (d *Decoder) FieldAt(i int) (name, value []byte) {
 	f := d.fields[i]
 	return d.bytes(f.name), d.bytes(f.value)
 }
 
-// field returns the value of the first decoded field named name (compared
+// Field returns the value of the first decoded field named name (compared
 // byte for byte, so callers pass lower-case names) and whether there is one.
 // The value is valid until the next decode or reset and must not be modified.
-func (d *hpackDecoder) field(name string) ([]byte, bool) {
+func (d *Decoder) Field(name string) ([]byte, bool) {
 	for _, f := range d.fields {
 		if string(d.bytes(f.name)) == name {
 			return d.bytes(f.value), true
@@ -143,11 +146,11 @@ func (d *hpackDecoder) field(name string) ([]byte, bool) {
 
 // bytes returns the arena bytes of s, with capacity clipped so that appends
 // by the caller cannot overwrite the arena.
-func (d *hpackDecoder) bytes(s hpackSpan) []byte { return d.arena[s.off:s.end:s.end] }
+func (d *Decoder) bytes(s hpackSpan) []byte { return d.arena[s.off:s.end:s.end] }
 
 // sizeUpdate decodes a Dynamic Table Size Update (§6.3), which RFC 7541 §4.2
 // allows only at the beginning of a block.
-func (d *hpackDecoder) sizeUpdate(p []byte) ([]byte, error) {
+func (d *Decoder) sizeUpdate(p []byte) ([]byte, error) {
 	if len(d.fields) > 0 {
 		return nil, errHPACKLateSizeUpdate
 	}
@@ -164,7 +167,7 @@ func (d *hpackDecoder) sizeUpdate(p []byte) ([]byte, error) {
 }
 
 // indexed decodes an Indexed Header Field (§6.1).
-func (d *hpackDecoder) indexed(p []byte) ([]byte, error) {
+func (d *Decoder) indexed(p []byte) ([]byte, error) {
 	i, p, err := hpackInt(p, 7)
 	if err != nil {
 		return nil, err
@@ -179,7 +182,7 @@ func (d *hpackDecoder) indexed(p []byte) ([]byte, error) {
 
 // literal decodes a Literal Header Field (§6.2) whose name index has an
 // n-bit prefix, adding it to the dynamic table if index is set.
-func (d *hpackDecoder) literal(p []byte, n uint, index bool) ([]byte, error) {
+func (d *Decoder) literal(p []byte, n uint, index bool) ([]byte, error) {
 	i, p, err := hpackInt(p, n)
 	if err != nil {
 		return nil, err
@@ -207,7 +210,7 @@ func (d *hpackDecoder) literal(p []byte, n uint, index bool) ([]byte, error) {
 
 // evict drops the oldest dynamic table entries until the table fits its
 // maximum size (§4.3, §4.4).
-func (d *hpackDecoder) evict() {
+func (d *Decoder) evict() {
 	for d.dynSize > d.dynMax {
 		d.dynSize -= d.dyn[d.dynOldest].size()
 		d.dynOldest++
@@ -217,7 +220,7 @@ func (d *hpackDecoder) evict() {
 // lookup returns the entry at index i of the combined static and dynamic
 // table (§2.3.3). A static entry's name, and its value if withValue is set,
 // are copied into the arena.
-func (d *hpackDecoder) lookup(i uint64, withValue bool) (hpackField, error) {
+func (d *Decoder) lookup(i uint64, withValue bool) (hpackField, error) {
 	live := d.dyn[d.dynOldest:]
 	switch {
 	case i == 0 || i > uint64(len(hpackStaticTable)+len(live)):
@@ -236,14 +239,14 @@ func (d *hpackDecoder) lookup(i uint64, withValue bool) (hpackField, error) {
 }
 
 // appendString copies s into the arena.
-func (d *hpackDecoder) appendString(s string) hpackSpan {
+func (d *Decoder) appendString(s string) hpackSpan {
 	off := len(d.arena)
 	d.arena = append(d.arena, s...)
 	return hpackSpan{off, len(d.arena)}
 }
 
 // str decodes a string literal (§5.2) into the arena.
-func (d *hpackDecoder) str(p []byte) (hpackSpan, []byte, error) {
+func (d *Decoder) str(p []byte) (hpackSpan, []byte, error) {
 	if len(p) == 0 {
 		return hpackSpan{}, nil, errHPACKTruncated
 	}

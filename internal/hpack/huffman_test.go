@@ -1,11 +1,11 @@
-package cmux
+package hpack
 
 import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
 
-	"golang.org/x/net/http2/hpack"
+	xhpack "golang.org/x/net/http2/hpack"
 )
 
 // TestHuffmanRoundTrip: every byte value, and random strings, decode to
@@ -25,7 +25,7 @@ func TestHuffmanRoundTrip(t *testing.T) {
 		inputs = append(inputs, s)
 	}
 	for _, in := range inputs {
-		enc := hpack.AppendHuffmanString(nil, string(in))
+		enc := xhpack.AppendHuffmanString(nil, string(in))
 		got, ok := huffmanDecode(nil, enc)
 		if !ok || !bytes.Equal(got, in) {
 			t.Fatalf("decode(encode(%q)) = %q, %v", in, got, ok)
@@ -37,7 +37,7 @@ func TestHuffmanRoundTrip(t *testing.T) {
 // not: both accept the same strings and decode them alike.
 func FuzzHuffman(f *testing.F) {
 	f.Add([]byte{})
-	f.Add(hpack.AppendHuffmanString(nil, "www.example.com"))
+	f.Add(xhpack.AppendHuffmanString(nil, "www.example.com"))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff}) // EOS
 	f.Add([]byte{0x1f, 0xff})             // 'a'-ish then long padding
 	f.Add([]byte{0xfe})                   // padding with a zero bit
@@ -45,7 +45,7 @@ func FuzzHuffman(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		got, ok := huffmanDecode(nil, in)
 		var want bytes.Buffer
-		_, err := hpack.HuffmanDecode(&want, in)
+		_, err := xhpack.HuffmanDecode(&want, in)
 		if ok != (err == nil) {
 			t.Fatalf("%x: ok=%v, x/net err=%v", in, ok, err)
 		}
