@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cmux-go/cmux/internal/h2"
 )
 
 // The cost of a connection while it is matched, in memory: N in-memory
@@ -108,8 +110,8 @@ func BenchmarkMatchingHeap(b *testing.B) {
 	})
 	b.Run("HostileHTTP2", func(b *testing.B) {
 		// 60 KiB of SETTINGS frames, to an HTTP/2 header matcher.
-		settings := []byte{0, 0, 6, frameSettings, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0}
-		flight := append([]byte(http2Preface), bytes.Repeat(settings, 60<<10/len(settings))...)
+		settings := []byte{0, 0, 6, h2.FrameSettings, 0, 0, 0, 0, 0, 0, 4, 0, 1, 0, 0}
+		flight := append([]byte(h2.Preface), bytes.Repeat(settings, 60<<10/len(settings))...)
 		benchMatchingHeap(b, flight, func(m CMux) {
 			m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 		})

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+
+	"github.com/cmux-go/cmux/internal/peek"
 )
 
 // DefaultMaxSniffBytes is the default number of bytes the mux reads from a
@@ -17,7 +19,7 @@ const minSniffBuffer = 2 << 10
 
 // ErrSniffLimit is the error matchers read once a connection has sent more
 // bytes than the mux may buffer while matching it (see MaxSniffBytes).
-var ErrSniffLimit = errors.New("cmux: sniff limit reached")
+var ErrSniffLimit = peek.ErrLimit
 
 // maxClasses bounds the number of buffer size classes.
 const maxClasses = 6
@@ -65,8 +67,8 @@ func (bp *bufferPools) put(i int, b *[]byte) { bp.pools[i].Put(b) }
 // Matchers get the sniffer as their io.Reader (and io.Writer). Read starts at
 // the first byte for each matcher (the mux calls rewind between matchers)
 // and reads from the connection only when the buffered bytes are used up.
-// Built-in matchers use peek instead, which never reads more than they ask for
-// when that many bytes are already buffered.
+// Built-in matchers use it as their peek.Peeker instead, whose Peek never
+// reads more than they ask for when that many bytes are already buffered.
 type sniffer struct {
 	conn  *MuxConn
 	pools *bufferPools
@@ -80,9 +82,9 @@ type sniffer struct {
 	// pool only when matching ends, since a matcher may still hold a slice
 	// of it.
 	old [maxClasses - 1]*[]byte
-	// zeroReads counts consecutive reads that returned nothing and no
-	// error.
-	zeroReads int
+	// guard stops a connection that returns nothing and no error again and
+	// again from making the mux spin.
+	guard peek.Guard
 	// now is set while the accept loop matches the connection itself:
 	// reads must not wait, and writes are not made. A read that would wait
 	// or a write sets blocked, and the connection goes to a worker, which
@@ -154,10 +156,10 @@ func (s *sniffer) Write(p []byte) (int, error) {
 	return s.conn.Conn.Write(p)
 }
 
-// peek returns the first n bytes of the connection, reading from it as
+// Peek returns the first n bytes of the connection, reading from it as
 // needed. If fewer than n bytes can be had, it returns all there are and the
 // error that stopped it (io.EOF, a timeout, ErrSniffLimit, ...).
-func (s *sniffer) peek(n int) ([]byte, error) {
+func (s *sniffer) Peek(n int) ([]byte, error) {
 	if n <= len(s.buf) {
 		return s.buf[:n], nil
 	}
@@ -168,8 +170,8 @@ func (s *sniffer) peek(n int) ([]byte, error) {
 	return s.buf[:n], nil
 }
 
-// buffered returns the bytes read so far without reading.
-func (s *sniffer) buffered() []byte { return s.buf }
+// Buffered returns the bytes read so far without reading.
+func (s *sniffer) Buffered() []byte { return s.buf }
 
 // fill reads from the connection until at least n bytes are buffered. It
 // reads whatever the connection has in one call, so one Read usually brings
@@ -199,18 +201,7 @@ func (s *sniffer) fill(n int) error {
 		}
 		m, err := s.conn.Conn.Read(s.buf[len(s.buf):cap(s.buf)])
 		s.buf = s.buf[:len(s.buf)+m]
-		switch {
-		case err != nil:
-			s.err = err
-		case m > 0:
-			s.zeroReads = 0
-		default:
-			// A connection that returns nothing and no error again and
-			// again must not make the mux spin.
-			if s.zeroReads++; s.zeroReads > 100 {
-				s.err = io.ErrNoProgress
-			}
-		}
+		s.err = s.guard.Check(m, err)
 	}
 	return nil
 }
@@ -276,63 +267,13 @@ func (s *sniffer) release() {
 	}
 }
 
-// peeker is what built-in matchers parse from: the first bytes of a
-// connection, read on demand.
-type peeker interface {
-	// peek returns the first n bytes, reading as needed; if fewer can be
-	// had, all there are and the error that stopped it.
-	peek(n int) ([]byte, error)
-	// buffered returns the bytes at hand, without reading.
-	buffered() []byte
-}
-
-// asPeeker returns the peeker behind r: the mux's own sniffer, or for a
-// reader that is not the mux's (a matcher called by user code) one that
-// reads r into a private buffer.
-func asPeeker(r io.Reader) peeker {
+// asPeeker returns the peek.Peeker behind r: the mux's own sniffer, or for
+// a reader that is not the mux's (a matcher called by user code) one that
+// reads r into a private buffer of at most DefaultMaxSniffBytes.
+func asPeeker(r io.Reader) peek.Peeker {
 	if s, ok := r.(*sniffer); ok {
 		s.builtin = true
 		return s
 	}
-	return &readerPeeker{r: r}
-}
-
-// readerPeeker is the peeker of a reader that is not the mux's.
-type readerPeeker struct {
-	r         io.Reader
-	buf       []byte
-	err       error
-	zeroReads int
-}
-
-func (p *readerPeeker) buffered() []byte { return p.buf }
-
-func (p *readerPeeker) peek(n int) ([]byte, error) {
-	if n > DefaultMaxSniffBytes {
-		n = DefaultMaxSniffBytes
-	}
-	for len(p.buf) < n && p.err == nil {
-		if cap(p.buf)-len(p.buf) < n-len(p.buf) {
-			nb := make([]byte, len(p.buf), max(n, 2*cap(p.buf), 512))
-			copy(nb, p.buf)
-			p.buf = nb
-		}
-		m, err := p.r.Read(p.buf[len(p.buf):cap(p.buf)])
-		p.buf = p.buf[:len(p.buf)+m]
-		p.err = err
-		if m == 0 && err == nil {
-			// A reader that returns 0, nil forever must not spin.
-			if p.zeroReads++; p.zeroReads > 100 {
-				p.err = io.ErrNoProgress
-			}
-		}
-	}
-	if len(p.buf) >= n {
-		return p.buf[:n], nil
-	}
-	err := p.err
-	if err == nil {
-		err = ErrSniffLimit
-	}
-	return p.buf, err
+	return peek.NewReader(r, DefaultMaxSniffBytes)
 }

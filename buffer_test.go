@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/cmux-go/cmux/internal/h2"
 )
 
 // btConn is the client end of a connection as the mux sees it, without a
@@ -148,16 +150,16 @@ func btH2Flight(tb testing.TB, ack bool, fields ...string) []byte {
 // the delivered connection reads it when the mux wrote SETTINGS; a
 // malformed ACK (with a payload) ends the search.
 func btDropAck(b []byte, notBefore int) []byte {
-	off := len(http2Preface)
-	for off+frameHeaderLen <= len(b) {
+	off := len(h2.Preface)
+	for off+h2.FrameHeaderLen <= len(b) {
 		n := int(b[off])<<16 | int(b[off+1])<<8 | int(b[off+2])
-		if b[off+3] == frameSettings && b[off+4]&flagAck != 0 && off >= notBefore {
+		if b[off+3] == h2.FrameSettings && b[off+4]&h2.FlagAck != 0 && off >= notBefore {
 			if n == 0 {
-				return append(b[:off:off], b[off+frameHeaderLen:]...)
+				return append(b[:off:off], b[off+h2.FrameHeaderLen:]...)
 			}
 			return b
 		}
-		off += frameHeaderLen + n
+		off += h2.FrameHeaderLen + n
 	}
 	return b
 }
@@ -192,7 +194,7 @@ func FuzzSniffer(f *testing.F) {
 		off := 0                     // the Read cursor of the model
 
 		check := func(what string) {
-			b := s.buffered()
+			b := s.Buffered()
 			if len(b) > limit {
 				t.Fatalf("%s: %d bytes buffered, limit %d", what, len(b), limit)
 			}
@@ -211,7 +213,7 @@ func FuzzSniffer(f *testing.F) {
 			switch op {
 			case 0: // peek
 				n := argN(arg)
-				got, err := s.peek(n)
+				got, err := s.Peek(n)
 				if w := min(n, want); len(got) != w {
 					t.Fatalf("peek(%d) = %d bytes, want %d (source %d, limit %d)", n, len(got), w, len(eff), limit)
 				}
@@ -259,7 +261,7 @@ func FuzzSniffer(f *testing.F) {
 				off = 0
 			}
 		}
-		if len(conn.wrote) > 0 && (!c.wroteSettings || !bytes.Equal(conn.wrote, muxSettingsFrame)) {
+		if len(conn.wrote) > 0 && (!c.wroteSettings() || !bytes.Equal(conn.wrote, h2.MuxSettings)) {
 			t.Fatalf("the mux wrote %q", conn.wrote)
 		}
 		if !deliver {
@@ -269,10 +271,10 @@ func FuzzSniffer(f *testing.F) {
 			}
 			return
 		}
-		sniffed := len(s.buffered())
+		sniffed := len(s.Buffered())
 		c.endMatching(true)
 		exp := src
-		if c.wroteSettings {
+		if c.wroteSettings() {
 			exp = btDropAck(src, conn.wroteAt)
 		}
 		var got []byte
@@ -294,9 +296,9 @@ func FuzzSniffer(f *testing.F) {
 			got = append(got, btReadAll(t, c, sizes)...)
 		}
 		if !bytes.Equal(got, exp) {
-			t.Fatalf("delivered connection read %d bytes, want the %d sent (%d sniffed, settings written %v)", len(got), len(exp), sniffed, c.wroteSettings)
+			t.Fatalf("delivered connection read %d bytes, want the %d sent (%d sniffed, settings written %v)", len(got), len(exp), sniffed, c.wroteSettings())
 		}
-		if !c.direct.Load() && !c.ack.active {
+		if !c.direct.Load() && !c.filtersAck() {
 			t.Fatal("reads do not go straight to the connection after the replay")
 		}
 	})
@@ -358,7 +360,7 @@ func TestSnifferGrowsWithBytes(t *testing.T) {
 	conn := &btConn{src: src, sizes: []byte{255}, stallAt: -1}
 	c := &MuxConn{Conn: conn}
 	c.sniff.init(c, newBufferPools(1<<20), 1<<20)
-	b, err := c.sniff.peek(1 << 20)
+	b, err := c.sniff.Peek(1 << 20)
 	require.ErrorIs(t, err, io.EOF)
 	require.Len(t, b, len(src))
 	assert.Equal(t, 1, c.sniff.class, "3000 bytes need the 16 KiB class")
@@ -378,7 +380,7 @@ func TestSnifferGrowKeepsSlices(t *testing.T) {
 	c.sniff.init(c, newBufferPools(DefaultMaxSniffBytes), DefaultMaxSniffBytes)
 	var held [][]byte
 	for _, n := range []int{100, 3000, 20000, 40000} {
-		b, err := c.sniff.peek(n)
+		b, err := c.sniff.Peek(n)
 		require.NoError(t, err)
 		held = append(held, b)
 	}
@@ -398,7 +400,7 @@ func TestSnifferZeroReads(t *testing.T) {
 	conn := &btConn{src: []byte("GET / HTTP/1.1\r\n"), stallAt: 5}
 	c := &MuxConn{Conn: conn}
 	c.sniff.init(c, newBufferPools(1024), 1024)
-	b, err := c.sniff.peek(10)
+	b, err := c.sniff.Peek(10)
 	assert.Equal(t, "GET /", string(b))
 	assert.ErrorIs(t, err, io.ErrNoProgress)
 	assert.Less(t, conn.reads, 200)
@@ -413,12 +415,12 @@ func TestSnifferZeroReads(t *testing.T) {
 // wrote SETTINGS and whose client stalls mid-frame-header returns to the
 // caller instead of spinning in the ACK filter.
 func TestSnifferAckFilterStall(t *testing.T) {
-	flight := btH2Flight(t, false)[:len(http2Preface)+frameHeaderLen+6]
+	flight := btH2Flight(t, false)[:len(h2.Preface)+h2.FrameHeaderLen+6]
 	src := append(flight, 0, 0) // two bytes of the next frame header
 	conn := &btConn{src: append(src, make([]byte, 7)...), stallAt: len(src)}
 	c := &MuxConn{Conn: conn}
 	c.sniff.init(c, newBufferPools(1024), 1024)
-	_, err := c.sniff.peek(len(flight))
+	_, err := c.sniff.Peek(len(flight))
 	require.NoError(t, err)
 	c.writeSettings()
 	c.endMatching(true)

@@ -47,33 +47,28 @@ type MuxConn struct {
 	// resume is where matching goes on after the accept loop stopped:
 	// the index of the listener, and of its matcher.
 	resumeL, resumeM int32
-	h2               *h2Parse    // shared HTTP/2 parse while matching; nil if none
-	hello            *helloParse // shared TLS ClientHello parse while matching; nil if none
-	proxy            *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
+	// h2 is the HTTP/2 state: the parse HTTP/2 matchers share while
+	// matching, and after it the fix-ups of the SETTINGS frame the mux
+	// wrote; nil if there is none (see connH2).
+	h2    *connH2
+	hello *helloParse // shared TLS ClientHello parse while matching; nil if none
+	proxy *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
 	direct atomic.Bool
-	rmu    sync.Mutex // guards replay and ack
+	rmu    sync.Mutex // guards replay and h2.ack
 	replay []byte     // sniffed bytes not yet read
-	ack    ackFilter  // drops the client's ACK of the mux's SETTINGS
 
 	// wdirect is set while writes need nothing but the underlying conn.
-	wdirect  atomic.Bool
-	wmu      sync.Mutex
-	settings settingsRewriter // fixes the server's first SETTINGS frame
-
-	// wroteSettings is set once the mux has written its SETTINGS frame.
-	wroteSettings bool
+	wdirect atomic.Bool
+	wmu     sync.Mutex // guards h2.settings
 }
 
 // forgetParses drops the parses the matchers shared, which a matching
 // stopped for lack of bytes leaves incomplete.
 func (c *MuxConn) forgetParses() {
-	if c.h2 != nil {
-		putH2Parse(c.h2)
-		c.h2 = nil
-	}
+	c.forgetH2()
 	if c.hello != nil {
 		putHelloParse(c.hello)
 		c.hello = nil
@@ -95,14 +90,18 @@ func (c *MuxConn) endMatching(delivered bool) {
 		c.replay = nil
 		c.sniff.release()
 	}
-	if c.wroteSettings {
-		c.ack.start()
-		c.settings.start()
+	if c.wroteSettings() {
+		c.h2.ack.Start(c.h2.ackNotBefore)
+		c.h2.settings.Start()
 	} else {
 		c.wdirect.Store(true)
 	}
-	c.direct.Store(len(c.replay) == 0 && !c.ack.active)
+	c.direct.Store(len(c.replay) == 0 && !c.filtersAck())
 }
+
+// filtersAck reports whether reads still look for the client's ACK of the
+// mux's SETTINGS. c.rmu is held, or c is not delivered yet.
+func (c *MuxConn) filtersAck() bool { return c.h2 != nil && c.h2.ack.Active() }
 
 // deliverable returns the connection to hand to the child listener: c, or,
 // with ExposeConnectionState, c with the underlying connection's TLS state.
@@ -125,12 +124,12 @@ func (c *MuxConn) Read(p []byte) (int, error) {
 	defer c.rmu.Unlock()
 	var n int
 	var err error
-	if c.ack.active {
-		n, err = c.ack.read(p, c.readReplay)
+	if c.filtersAck() {
+		n, err = c.h2.ack.Read(p, c.readReplay)
 	} else {
 		n, err = c.readReplay(p)
 	}
-	if len(c.replay) == 0 && !c.ack.active {
+	if len(c.replay) == 0 && !c.filtersAck() {
 		c.direct.Store(true)
 	}
 	return n, err
@@ -176,8 +175,12 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	n, err := c.settings.write(c.Conn, p)
-	if !c.settings.active {
+	if c.h2 == nil {
+		// A MuxConn the mux did not deliver (made by hand).
+		return c.Conn.Write(p)
+	}
+	n, err := c.h2.settings.Write(c.Conn, p)
+	if !c.h2.settings.Active() {
 		c.wdirect.Store(true)
 	}
 	return n, err

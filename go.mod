@@ -4,4 +4,7 @@ go 1.22.0
 
 require golang.org/x/net v0.1.0
 
-require golang.org/x/text v0.4.0 // indirect
+require (
+	golang.org/x/crypto v0.1.0 // indirect
+	golang.org/x/text v0.4.0 // indirect
+)

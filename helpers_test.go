@@ -342,3 +342,7 @@ func (c *countReader) Read(p []byte) (int, error) {
 	c.n += n
 	return n, err
 }
+
+// rewritesSettings reports whether c's writes still walk the server's first
+// SETTINGS frame.
+func (c *MuxConn) rewritesSettings() bool { return c.h2 != nil && c.h2.settings.Active() }

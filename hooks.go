@@ -116,7 +116,7 @@ func (m *cMux) hookMatched(c *MuxConn, li, mi int) {
 		o.hooks.Matched(ConnEvent{
 			Conn: c.Conn, Listener: l.nameOf(), ListenerIndex: li, MatcherIndex: mi,
 			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - c.acceptedAt),
-			WroteSettings: c.wroteSettings,
+			WroteSettings: c.wroteSettings(),
 		})
 	}
 }
@@ -129,7 +129,7 @@ func (m *cMux) dropped(c *MuxConn, err error, listener string) {
 		o.hooks.NotMatched(ConnEvent{
 			Conn: c.Conn, Listener: listener, ListenerIndex: -1, MatcherIndex: -1,
 			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(time.Now().UnixNano() - c.acceptedAt),
-			WroteSettings: c.wroteSettings, Err: err,
+			WroteSettings: c.wroteSettings(), Err: err,
 		})
 	}
 	if o.logger != nil {
@@ -173,6 +173,6 @@ func (m *cMux) hookDelivered(l *muxListener, c net.Conn) {
 	}
 	m.obs.hooks.Delivered(ConnEvent{
 		Conn: mc.Conn, Listener: l.nameOf(), ListenerIndex: l.index, MatcherIndex: -1,
-		Elapsed: time.Duration(time.Now().UnixNano() - mc.queuedAt), WroteSettings: mc.wroteSettings,
+		Elapsed: time.Duration(time.Now().UnixNano() - mc.queuedAt), WroteSettings: mc.wroteSettings(),
 	})
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/cmux-go/cmux/internal/h2"
 )
 
 // Hostile and broken clients: every bound of the matching phase, deadlines,
@@ -331,8 +333,8 @@ func hoRepeat(s []byte, n int) func(int) []byte {
 
 // hoH2 returns the preface and a SETTINGS frame, followed by raw.
 func hoH2(raw ...[]byte) []byte {
-	b := []byte(http2Preface)
-	b = append(b, 0, 0, 6, frameSettings, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100)
+	b := []byte(h2.Preface)
+	b = append(b, 0, 0, 6, h2.FrameSettings, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100)
 	for _, r := range raw {
 		b = append(b, r...)
 	}
@@ -374,8 +376,8 @@ func hoH2Target(m CMux, _ chan<- error) net.Listener {
 
 func hoCases() []hoCase {
 	h1 := "GET / HTTP/1.1\r\nHost: x\r\nX-Long: "
-	settings := hoFrame(6, frameSettings, 0, 0, []byte{0, 4, 0, 1, 0, 0})
-	cont := hoFrame(4087, frameContinuation, 0, 1, bytes.Repeat([]byte{'a'}, 4087))
+	settings := hoFrame(6, h2.FrameSettings, 0, 0, []byte{0, 4, 0, 1, 0, 0})
+	cont := hoFrame(4087, h2.FrameContinuation, 0, 1, bytes.Repeat([]byte{'a'}, 4087))
 	return []hoCase{{
 		// (a) An endless header line, to header-field matchers: the normal
 		// listener's and the target's.
@@ -396,7 +398,7 @@ func hoCases() []hoCase {
 	}, {
 		// (c) A header block that never ends.
 		name:   "EndlessContinuation",
-		first:  hoH2(hoFrame(1, frameHeaders, 0, 1, []byte{0x82}), cont, cont),
+		first:  hoH2(hoFrame(1, h2.FrameHeaders, 0, 1, []byte{0x82}), cont, cont),
 		more:   hoRepeat(cont, 1),
 		target: hoH2Target,
 		bound:  "limit",
@@ -404,12 +406,12 @@ func hoCases() []hoCase {
 		// (d) A frame header announcing 16 MiB, then silence: rejected on
 		// the header, long before MatchTimeout (a minute here).
 		name:   "Frame16MiB",
-		first:  hoH2(hoFrame(1<<24-1, frameHeaders, flagEndHeaders, 1, nil)),
+		first:  hoH2(hoFrame(1<<24-1, h2.FrameHeaders, h2.FlagEndHeaders, 1, nil)),
 		target: hoH2Target,
 		bound:  "frame",
 	}, {
 		name:   "FirstFrame16MiB",
-		first:  append([]byte(http2Preface), hoFrame(1<<24-1, frameSettings, 0, 0, nil)...),
+		first:  append([]byte(h2.Preface), hoFrame(1<<24-1, h2.FrameSettings, 0, 0, nil)...),
 		target: hoH2Target,
 		bound:  "frame",
 	}, {
@@ -441,7 +443,7 @@ func hoCases() []hoCase {
 	}, {
 		// (f) A client that stops mid-frame and stays silent.
 		name:   "StopsMidFrame",
-		first:  hoH2(hoFrame(100, frameHeaders, flagEndHeaders, 1, []byte("0123456789"))),
+		first:  hoH2(hoFrame(100, h2.FrameHeaders, h2.FlagEndHeaders, 1, []byte("0123456789"))),
 		target: hoH2Target,
 		bound:  "timeout",
 	}, {
@@ -693,11 +695,11 @@ func TestDeadlines(t *testing.T) {
 		_, err := c.Write(first)
 		require.NoError(t, err)
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(hoWait)))
-		got := make([]byte, len(muxSettingsFrame))
+		got := make([]byte, len(h2.MuxSettings))
 		_, err = io.ReadFull(c, got)
 		require.NoError(t, err)
-		require.Equal(t, muxSettingsFrame, got)
-		headers := btH2Flight(t, false, "content-type", "application/grpc")[len(http2Preface)+frameHeaderLen+6:]
+		require.Equal(t, h2.MuxSettings, got)
+		headers := btH2Flight(t, false, "content-type", "application/grpc")[len(h2.Preface)+h2.FrameHeaderLen+6:]
 		_, err = c.Write(headers)
 		require.NoError(t, err)
 		sc := takeConn(t, ch)
@@ -710,9 +712,9 @@ func TestDeadlines(t *testing.T) {
 
 		readDL(t, sc, 100*time.Millisecond)
 		// The ACK of the mux's SETTINGS is dropped, the PING passes.
-		ping := hoFrame(8, framePing, 0, 0, []byte("12345678"))
+		ping := hoFrame(8, h2.FramePing, 0, 0, []byte("12345678"))
 		time.AfterFunc(50*time.Millisecond, func() {
-			c.Write(append(hoFrame(0, frameSettings, flagAck, 0, nil), ping...))
+			c.Write(append(hoFrame(0, h2.FrameSettings, h2.FlagAck, 0, nil), ping...))
 		})
 		require.NoError(t, sc.SetReadDeadline(time.Now().Add(hoWait)))
 		got = make([]byte, len(ping))
@@ -1460,7 +1462,7 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 		require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 		if b, _ := io.ReadAll(c); len(early)+len(b) > 0 {
 			b = append(early, b...)
-			require.Equal(t, muxSettingsFrame, b, desc)
+			require.Equal(t, h2.MuxSettings, b, desc)
 			exp = btDropAck(payload, 0)
 		}
 		sum := sha256.Sum256(exp)
@@ -1472,14 +1474,14 @@ func hoProperty(t *testing.T, rng *rand.Rand, iter int) (string, bool) {
 // hoFirstAck returns the offset of the first SETTINGS ACK frame of an
 // HTTP/2 client stream, or -1.
 func hoFirstAck(b []byte) int {
-	if !bytes.HasPrefix(b, []byte(http2Preface)) {
+	if !bytes.HasPrefix(b, []byte(h2.Preface)) {
 		return -1
 	}
-	for off := len(http2Preface); off+frameHeaderLen <= len(b); {
-		if b[off+3] == frameSettings && b[off+4]&flagAck != 0 {
+	for off := len(h2.Preface); off+h2.FrameHeaderLen <= len(b); {
+		if b[off+3] == h2.FrameSettings && b[off+4]&h2.FlagAck != 0 {
 			return off
 		}
-		off += frameHeaderLen + (int(b[off])<<16 | int(b[off+1])<<8 | int(b[off+2]))
+		off += h2.FrameHeaderLen + (int(b[off])<<16 | int(b[off+1])<<8 | int(b[off+2]))
 	}
 	return -1
 }
@@ -1488,7 +1490,7 @@ func hoFirstAck(b []byte) int {
 // writes it before it has decided (decided is closed) or a second passes,
 // and returns what it read.
 func hoAwaitMuxSettings(c net.Conn, decided <-chan struct{}) []byte {
-	buf := make([]byte, len(muxSettingsFrame))
+	buf := make([]byte, len(h2.MuxSettings))
 	n := 0
 	for deadline := time.Now().Add(time.Second); n < len(buf) && time.Now().Before(deadline); {
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))

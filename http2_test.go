@@ -27,6 +27,8 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/cmux-go/cmux/internal/h2"
 )
 
 // This file tests HTTP/2 through the mux: the SETTINGS frame the mux writes,
@@ -41,7 +43,7 @@ const h2Timeout = 20 * time.Second
 
 // h2Frame returns an HTTP/2 frame.
 func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
-	b := make([]byte, frameHeaderLen, frameHeaderLen+len(payload))
+	b := make([]byte, h2.FrameHeaderLen, h2.FrameHeaderLen+len(payload))
 	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
 	b[3], b[4] = typ, flags
 	binary.BigEndian.PutUint32(b[5:], stream)
@@ -55,13 +57,13 @@ func h2Settings(kv ...uint32) []byte {
 		p = binary.BigEndian.AppendUint16(p, uint16(kv[i]))
 		p = binary.BigEndian.AppendUint32(p, kv[i+1])
 	}
-	return h2Frame(frameSettings, 0, 0, p)
+	return h2Frame(h2.FrameSettings, 0, 0, p)
 }
 
-var h2SettingsAck = h2Frame(frameSettings, flagAck, 0, nil)
+var h2SettingsAck = h2Frame(h2.FrameSettings, h2.FlagAck, 0, nil)
 
 func h2WindowUpdate(stream, incr uint32) []byte {
-	return h2Frame(frameWindowUpdate, 0, stream, binary.BigEndian.AppendUint32(nil, incr))
+	return h2Frame(h2.FrameWindowUpdate, 0, stream, binary.BigEndian.AppendUint32(nil, incr))
 }
 
 func catBytes(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
@@ -77,14 +79,14 @@ type h2RawFrame struct {
 // h2SplitFrames cuts b into frames; a frame cut short at the end is dropped.
 func h2SplitFrames(b []byte) []h2RawFrame {
 	var fs []h2RawFrame
-	for len(b) >= frameHeaderLen {
-		n := frameHeaderLen + (int(b[0])<<16 | int(b[1])<<8 | int(b[2]))
+	for len(b) >= h2.FrameHeaderLen {
+		n := h2.FrameHeaderLen + (int(b[0])<<16 | int(b[1])<<8 | int(b[2]))
 		if len(b) < n {
 			break
 		}
 		fs = append(fs, h2RawFrame{
 			typ: b[3], flags: b[4], stream: binary.BigEndian.Uint32(b[5:]) &^ (1 << 31),
-			payload: b[frameHeaderLen:n], raw: b[:n],
+			payload: b[h2.FrameHeaderLen:n], raw: b[:n],
 		})
 		b = b[n:]
 	}
@@ -109,18 +111,18 @@ func h2CheckServerPreface(t *testing.T, b []byte, wantMux bool) {
 	fs := h2SplitFrames(b)
 	require.NotEmpty(t, fs, "no frame from the server side")
 	if wantMux {
-		require.Equal(t, muxSettingsFrame, fs[0].raw, "the first frame is not the mux's SETTINGS")
+		require.Equal(t, h2.MuxSettings, fs[0].raw, "the first frame is not the mux's SETTINGS")
 		fs = fs[1:]
 	}
 	require.NotEmpty(t, fs, "no SETTINGS from the server after the mux's")
 	f := fs[0]
-	require.True(t, f.typ == frameSettings && f.flags&flagAck == 0, "the server's first frame is not a SETTINGS frame: %x", f.raw)
-	require.NotEqual(t, muxSettingsFrame, f.raw, "a second mux SETTINGS frame")
-	if v, ok := settingValue(f.payload, settingNoRFC7540Priorities); ok {
+	require.True(t, f.typ == h2.FrameSettings && f.flags&h2.FlagAck == 0, "the server's first frame is not a SETTINGS frame: %x", f.raw)
+	require.NotEqual(t, h2.MuxSettings, f.raw, "a second mux SETTINGS frame")
+	if v, ok := settingValue(f.payload, 0x9); ok {
 		require.EqualValues(t, 1, v, "SETTINGS_NO_RFC7540_PRIORITIES changed after the mux's SETTINGS")
 	}
 	for _, f := range fs[1:] {
-		require.False(t, f.typ == frameSettings && f.flags&flagAck == 0, "another SETTINGS frame: %x", f.raw)
+		require.False(t, f.typ == h2.FrameSettings && f.flags&h2.FlagAck == 0, "another SETTINGS frame: %x", f.raw)
 	}
 }
 
@@ -177,7 +179,9 @@ func h2DeliveredConn(c net.Conn, sniffed int, wroteSettings bool) *MuxConn {
 	if sniffed > 0 {
 		_ = mc.sniff.fill(sniffed)
 	}
-	mc.wroteSettings = wroteSettings
+	if wroteSettings {
+		mc.h2State().wroteSettings = true
+	}
 	mc.endMatching(true)
 	return mc
 }
@@ -205,10 +209,10 @@ func h2ReadAllRandom(t *testing.T, mc *MuxConn, rnd *rand.Rand, maxRead int) ([]
 var (
 	ackTestSettings = h2Settings(0x2, 0, 0x4, 1<<20, 0x3, 100)
 	ackTestWU       = h2WindowUpdate(0, 1<<20)
-	ackTestHeaders  = h2Frame(frameHeaders, flagEndHeaders, 1, []byte{0x82, 0x86, 0x84, 0x41, 0x03, 'a', '.', 'b'})
+	ackTestHeaders  = h2Frame(h2.FrameHeaders, h2.FlagEndHeaders, 1, []byte{0x82, 0x86, 0x84, 0x41, 0x03, 'a', '.', 'b'})
 	// Payloads full of bytes that look like SETTINGS ACK frames.
-	ackTestData = h2Frame(frameData, 0x1, 1, catBytes(h2SettingsAck, h2SettingsAck, bytes.Repeat([]byte{0}, 40)))
-	ackTestBig  = h2Frame(frameData, 0, 1, bytes.Repeat(h2SettingsAck, 2000))
+	ackTestData = h2Frame(h2.FrameData, 0x1, 1, catBytes(h2SettingsAck, h2SettingsAck, bytes.Repeat([]byte{0}, 40)))
+	ackTestBig  = h2Frame(h2.FrameData, 0, 1, bytes.Repeat(h2SettingsAck, 2000))
 )
 
 // h2AckFilterRun feeds in (the client's stream) to a delivered MuxConn with
@@ -247,7 +251,7 @@ func h2AckFilterRun(t *testing.T, in, want []byte, srcErr, wantErr error, sniffs
 
 func TestAckFilterDropsFirstAck(t *testing.T) {
 	checkLeaks(t)
-	pre := []byte(http2Preface)
+	pre := []byte(h2.Preface)
 	cases := []struct {
 		name   string
 		frames [][]byte
@@ -289,7 +293,7 @@ func TestAckFilterDropsFirstAck(t *testing.T) {
 // and the next ACK, the one of the mux's frame, is dropped.
 func TestAckFilterIgnoresAckBeforeMuxSettings(t *testing.T) {
 	checkLeaks(t)
-	early := catBytes([]byte(http2Preface), ackTestSettings, h2SettingsAck)
+	early := catBytes([]byte(h2.Preface), ackTestSettings, h2SettingsAck)
 	in := catBytes(early, ackTestHeaders, h2SettingsAck, ackTestData)
 	want := catBytes(early, ackTestHeaders, ackTestData)
 	for iter := range 50 {
@@ -300,7 +304,7 @@ func TestAckFilterIgnoresAckBeforeMuxSettings(t *testing.T) {
 		// The mux has read the early ACK (and maybe more) when it writes.
 		_ = mc.sniff.fill(len(early))
 		mc.writeSettings()
-		require.Equal(t, muxSettingsFrame, cc.written)
+		require.Equal(t, h2.MuxSettings, cc.written)
 		mc.endMatching(true)
 		got, err := h2ReadAllRandom(t, mc, rnd, 1+iter%13)
 		require.ErrorIs(t, err, io.EOF)
@@ -310,20 +314,20 @@ func TestAckFilterIgnoresAckBeforeMuxSettings(t *testing.T) {
 
 func TestAckFilterGetsOutOfTheWay(t *testing.T) {
 	checkLeaks(t)
-	in := catBytes([]byte(http2Preface), ackTestSettings, h2SettingsAck, ackTestHeaders)
+	in := catBytes([]byte(h2.Preface), ackTestSettings, h2SettingsAck, ackTestHeaders)
 	cc := &h2ScriptConn{src: in, rnd: rand.New(rand.NewPCG(1, 2)), maxChunk: 1}
-	mc := h2DeliveredConn(cc, len(http2Preface)+len(ackTestSettings)+3, true) // the ACK straddles sniffed and live bytes
-	require.True(t, mc.ack.active)
+	mc := h2DeliveredConn(cc, len(h2.Preface)+len(ackTestSettings)+3, true) // the ACK straddles sniffed and live bytes
+	require.True(t, mc.filtersAck())
 	got, err := h2ReadAllRandom(t, mc, rand.New(rand.NewPCG(3, 4)), 1)
 	require.ErrorIs(t, err, io.EOF)
-	require.Equal(t, catBytes([]byte(http2Preface), ackTestSettings, ackTestHeaders), got)
-	require.False(t, mc.ack.active, "the filter is still on after the ACK")
+	require.Equal(t, catBytes([]byte(h2.Preface), ackTestSettings, ackTestHeaders), got)
+	require.False(t, mc.filtersAck(), "the filter is still on after the ACK")
 	require.True(t, mc.direct.Load(), "reads do not go straight to the connection after the ACK")
 
 	// Without the mux's SETTINGS nothing is filtered.
 	cc = &h2ScriptConn{src: in, rnd: rand.New(rand.NewPCG(1, 2)), maxChunk: 5}
 	mc = h2DeliveredConn(cc, 30, false)
-	require.False(t, mc.ack.active)
+	require.False(t, mc.filtersAck())
 	got, err = h2ReadAllRandom(t, mc, rand.New(rand.NewPCG(3, 4)), 7)
 	require.ErrorIs(t, err, io.EOF)
 	require.Equal(t, in, got)
@@ -334,8 +338,8 @@ func TestAckFilterMalformedAckPassesThrough(t *testing.T) {
 	// An ACK with a payload is not the ACK of the mux's SETTINGS: it goes to
 	// the server (which rejects it), and the filter stops there, so the
 	// empty ACK after it is kept too.
-	bad := h2Frame(frameSettings, flagAck, 0, []byte{0, 4, 0, 0, 0, 1})
-	in := catBytes([]byte(http2Preface), ackTestSettings, bad, h2SettingsAck, ackTestHeaders)
+	bad := h2Frame(h2.FrameSettings, h2.FlagAck, 0, []byte{0, 4, 0, 0, 0, 1})
+	in := catBytes([]byte(h2.Preface), ackTestSettings, bad, h2SettingsAck, ackTestHeaders)
 	h2AckFilterRun(t, in, in, nil, io.EOF, []int{0, 24, 40, 45, 60, len(in)})
 
 	cc := &h2ScriptConn{src: in, rnd: rand.New(rand.NewPCG(5, 6)), maxChunk: 3}
@@ -343,13 +347,13 @@ func TestAckFilterMalformedAckPassesThrough(t *testing.T) {
 	got, err := h2ReadAllRandom(t, mc, rand.New(rand.NewPCG(7, 8)), 4)
 	require.ErrorIs(t, err, io.EOF)
 	require.Equal(t, in, got)
-	require.False(t, mc.ack.active, "the filter is still on after a malformed ACK")
+	require.False(t, mc.filtersAck(), "the filter is still on after a malformed ACK")
 }
 
 func TestAckFilterStreamEndsMidFrame(t *testing.T) {
 	checkLeaks(t)
 	errBoom := errors.New("boom")
-	pre := []byte(http2Preface)
+	pre := []byte(h2.Preface)
 	cases := []struct {
 		name    string
 		in      []byte
@@ -386,7 +390,7 @@ func TestAckFilterStreamEndsMidFrame(t *testing.T) {
 // on where it stopped.
 func TestAckFilterResumesAfterTimeout(t *testing.T) {
 	checkLeaks(t)
-	frames := [][]byte{[]byte(http2Preface), ackTestSettings, ackTestWU, h2SettingsAck, ackTestHeaders, ackTestData, h2SettingsAck}
+	frames := [][]byte{[]byte(h2.Preface), ackTestSettings, ackTestWU, h2SettingsAck, ackTestHeaders, ackTestData, h2SettingsAck}
 	in := catBytes(frames...)
 	want := catBytes(frames[0], frames[1], frames[2], frames[4], frames[5], frames[6])
 	ackOff := len(catBytes(frames[:3]...))
@@ -397,7 +401,7 @@ func TestAckFilterResumesAfterTimeout(t *testing.T) {
 		sniffed := cc.pos
 		// Stalls after the sniffed bytes (the mux read those): inside
 		// the ACK's header, and at random places.
-		stalls := []int{ackOff + 1 + rnd.IntN(frameHeaderLen-1)}
+		stalls := []int{ackOff + 1 + rnd.IntN(h2.FrameHeaderLen-1)}
 		for range 5 {
 			stalls = append(stalls, sniffed+1+rnd.IntN(len(in)-sniffed))
 		}
@@ -455,13 +459,13 @@ func h2WriteRandom(t *testing.T, mc *MuxConn, in []byte, rnd *rand.Rand, maxChun
 
 func TestSettingsRewriter(t *testing.T) {
 	checkLeaks(t)
-	const noRFC = settingNoRFC7540Priorities
+	const noRFC = 0x9
 	wu := h2WindowUpdate(0, 983041)
 	// Later frames that carry what looks like the settingValue: never touched.
 	later := catBytes(h2SettingsAck,
-		h2Frame(frameHeaders, flagEndHeaders, 1, []byte{0, noRFC, 0, 0, 0, 0, 0x88}),
+		h2Frame(h2.FrameHeaders, h2.FlagEndHeaders, 1, []byte{0, noRFC, 0, 0, 0, 0, 0x88}),
 		h2Settings(noRFC, 0),
-		h2Frame(frameData, 0x1, 1, h2Settings(noRFC, 0)))
+		h2Frame(h2.FrameData, 0x1, 1, h2Settings(noRFC, 0)))
 	cases := []struct {
 		name      string
 		wrote     bool // the mux wrote its SETTINGS
@@ -496,7 +500,7 @@ func TestSettingsRewriter(t *testing.T) {
 				mc := h2DeliveredConn(cc, 0, tc.wrote)
 				h2WriteRandom(t, mc, in, rnd, maxChunk, viaReadFrom)
 				require.Equal(t, want, cc.written, "iter %d: writes <= %d, ReadFrom %v", iter, maxChunk, viaReadFrom)
-				require.False(t, mc.settings.active, "the rewriter is still on after the first frame")
+				require.False(t, mc.rewritesSettings(), "the rewriter is still on after the first frame")
 				require.True(t, mc.wdirect.Load(), "writes do not go straight to the connection")
 			}
 		})
@@ -509,15 +513,15 @@ func TestSettingsRewriterStopsAfterFirstFrame(t *testing.T) {
 	checkLeaks(t)
 	cc := &h2ScriptConn{}
 	mc := h2DeliveredConn(cc, 0, true)
-	first := h2Settings(0x3, 250, settingNoRFC7540Priorities, 0)
+	first := h2Settings(0x3, 250, 0x9, 0)
 	for i := range first {
-		require.True(t, mc.settings.active, "rewriter off at byte %d", i)
+		require.True(t, mc.rewritesSettings(), "rewriter off at byte %d", i)
 		_, err := mc.Write(first[i : i+1])
 		require.NoError(t, err)
 	}
-	require.False(t, mc.settings.active)
-	require.Equal(t, h2Settings(0x3, 250, settingNoRFC7540Priorities, 1), cc.written)
-	second := h2Settings(settingNoRFC7540Priorities, 0)
+	require.False(t, mc.rewritesSettings())
+	require.Equal(t, h2Settings(0x3, 250, 0x9, 1), cc.written)
+	second := h2Settings(0x9, 0)
 	_, err := mc.Write(second)
 	require.NoError(t, err)
 	require.Equal(t, second, cc.written[len(first):])
@@ -820,15 +824,15 @@ func (rc *h2RelayConn) forward(mode h2RelayMode, p []byte) error {
 // ends in head: decided is false while more bytes are needed; end is 0 if
 // head does not start with the preface.
 func h2FirstFrameEnd(head []byte) (end int, decided bool) {
-	n := min(len(head), len(http2Preface))
-	if string(head[:n]) != http2Preface[:n] {
+	n := min(len(head), len(h2.Preface))
+	if string(head[:n]) != h2.Preface[:n] {
 		return 0, true
 	}
-	const hdrEnd = len(http2Preface) + frameHeaderLen
+	const hdrEnd = len(h2.Preface) + h2.FrameHeaderLen
 	if len(head) < hdrEnd {
 		return 0, false
 	}
-	h := head[len(http2Preface):]
+	h := head[len(h2.Preface):]
 	end = hdrEnd + (int(h[0])<<16 | int(h[1])<<8 | int(h[2]))
 	return end, len(head) >= end
 }
@@ -1368,7 +1372,7 @@ func TestH2StrayAckControl(t *testing.T) {
 			logs := &syncBuffer{}
 			h2ServeREST(t, kind, l, "bare", logs, nil)
 			c := h2Dial(t, l.Addr().String())
-			c.write(catBytes([]byte(http2Preface), h2Settings(), h2SettingsAck, h2SettingsAck, c.request(1, "/")))
+			c.write(catBytes([]byte(h2.Preface), h2Settings(), h2SettingsAck, h2SettingsAck, c.request(1, "/")))
 			ga := c.readUntilGoAway()
 			require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
 			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "PROTOCOL_ERROR") },
@@ -1416,7 +1420,7 @@ func (hc *h2Conn) request(stream uint32, path string, kv ...string) []byte {
 	for i := 0; i+1 < len(fields); i += 2 {
 		require.NoError(hc.t, hc.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}))
 	}
-	return h2Frame(frameHeaders, flagEndHeaders|0x1, stream, hc.hbuf.Bytes())
+	return h2Frame(h2.FrameHeaders, h2.FlagEndHeaders|0x1, stream, hc.hbuf.Bytes())
 }
 
 // readExactly reads len(want) bytes and checks them.
@@ -1499,7 +1503,7 @@ func (hc *h2Conn) readResponse(stream uint32) (status, body string) {
 func (hc *h2Conn) ping() {
 	hc.t.Helper()
 	data := []byte("cmuxping")
-	hc.write(h2Frame(framePing, 0, 0, data))
+	hc.write(h2Frame(h2.FramePing, 0, 0, data))
 	hc.readUntil("PING ACK", func(f http2.Frame) bool {
 		p, ok := f.(*http2.PingFrame)
 		return ok && p.IsAck() && string(p.Data[:]) == string(data)
@@ -1574,8 +1578,8 @@ func TestH2MuxSettingsAtMostOnce(t *testing.T) {
 				c := h2Dial(t, addr)
 				// SETTINGS, a pause, another SETTINGS, a pause, the ACK of
 				// the mux's frame, a pause, a third SETTINGS and the request.
-				c.write(catBytes([]byte(http2Preface), h2Settings(0x4, 1<<20)))
-				c.readExactly(muxSettingsFrame)
+				c.write(catBytes([]byte(h2.Preface), h2Settings(0x4, 1<<20)))
+				c.readExactly(h2.MuxSettings)
 				c.readNothing(100 * time.Millisecond)
 				c.write(h2Settings(0x6, 1<<16))
 				c.readNothing(100 * time.Millisecond)
@@ -1592,7 +1596,7 @@ func TestH2MuxSettingsAtMostOnce(t *testing.T) {
 				}
 				c.ping()
 				require.Len(t, c.settings, 1, "SETTINGS frames after the mux's")
-				v, ok := settingValue(c.settings[0], settingNoRFC7540Priorities)
+				v, ok := settingValue(c.settings[0], 0x9)
 				require.True(t, !ok || v == 1, "SETTINGS_NO_RFC7540_PRIORITIES = %d", v)
 				// x/net/http2 servers ACK SETTINGS frames that arrive
 				// together once.
@@ -1624,7 +1628,7 @@ func TestH2NoMuxSettings(t *testing.T) {
 		}
 		return addr
 	}
-	pre := []byte(http2Preface)
+	pre := []byte(h2.Preface)
 
 	t.Run("http1", func(t *testing.T) {
 		checkLeaks(t)
@@ -1644,7 +1648,7 @@ func TestH2NoMuxSettings(t *testing.T) {
 	}{
 		{"partial preface", pre[:10]},
 		{"preface", pre},
-		{"SETTINGS header only", catBytes(pre, h2Settings(0x4, 1<<20)[:frameHeaderLen])},
+		{"SETTINGS header only", catBytes(pre, h2Settings(0x4, 1<<20)[:h2.FrameHeaderLen])},
 		{"SETTINGS cut in its payload", catBytes(pre, h2Settings(0x4, 1<<20, 0x3, 10)[:14])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1663,7 +1667,7 @@ func TestH2NoMuxSettings(t *testing.T) {
 		c.write(catBytes(pre, s[:14]))
 		c.readNothing(100 * time.Millisecond)
 		c.write(s[14:])
-		c.readExactly(muxSettingsFrame)
+		c.readExactly(h2.MuxSettings)
 	})
 	t.Run("ACK first", func(t *testing.T) {
 		// Not a valid start: no header matcher answers it; the Go server
@@ -1690,16 +1694,16 @@ func TestH2NoMuxSettingsForCompleteFirstFlight(t *testing.T) {
 				checkLeaks(t)
 				addr := ch.serve(t, srv)
 				c := h2Dial(t, addr)
-				c.write(catBytes([]byte(http2Preface), h2Settings(0x4, 1<<20), h2WindowUpdate(0, 1<<20), c.request(1, "/x")))
+				c.write(catBytes([]byte(h2.Preface), h2Settings(0x4, 1<<20), h2WindowUpdate(0, 1<<20), c.request(1, "/x")))
 				// The first frame is the server's SETTINGS.
-				var hdr [frameHeaderLen]byte
+				var hdr [h2.FrameHeaderLen]byte
 				_, err := io.ReadFull(c.c, hdr[:])
 				require.NoError(t, err)
 				payload := make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
 				_, err = io.ReadFull(c.c, payload)
 				require.NoError(t, err)
 				first := catBytes(hdr[:], payload)
-				require.NotEqual(t, muxSettingsFrame, first, "the mux wrote SETTINGS")
+				require.NotEqual(t, h2.MuxSettings, first, "the mux wrote SETTINGS")
 				h2CheckServerPreface(t, first, false)
 				c.write(h2SettingsAck)
 				_, body := c.readResponse(1)

@@ -3,8 +3,9 @@ package cmux
 import (
 	"crypto/tls"
 	"io"
-	"net/url"
-	"strings"
+
+	"github.com/cmux-go/cmux/internal/http1"
+	"github.com/cmux-go/cmux/internal/patricia"
 )
 
 // Any matches every connection without reading from it.
@@ -27,8 +28,8 @@ func PrefixMatcher(strs ...string) Matcher {
 	if len(strs) == 0 {
 		return Any()
 	}
-	t := newPatricia(strs...)
-	return func(r io.Reader) bool { return t.match(asPeeker(r)) }
+	t := patricia.New(strs...)
+	return func(r io.Reader) bool { return t.Match(asPeeker(r)) }
 }
 
 // defaultHTTPMethods are the methods HTTP1Fast matches.
@@ -49,9 +50,6 @@ func HTTP1Fast(extMethods ...string) Matcher {
 	return PrefixMatcher(methods...)
 }
 
-// maxHTTPRead is how much of a connection HTTP1 reads at the most.
-const maxHTTPRead = 4096
-
 // HTTP1 matches a connection whose first line, within its first 4096
 // bytes, has two spaces and ends, after the second one, with the version
 // HTTP/1.x (x a digit), as in github.com/soheilhy/cmux v0.1.5: the method
@@ -60,10 +58,7 @@ const maxHTTPRead = 4096
 // connection or the matching deadline is judged as it is. HTTP1 says no on
 // the first byte that rules such a line out.
 func HTTP1() Matcher {
-	return func(r io.Reader) bool {
-		s := lineScanner{p: asPeeker(r), limit: maxHTTPRead}
-		return s.http1Line()
-	}
+	return func(r io.Reader) bool { return http1.IsRequestLine(asPeeker(r)) }
 }
 
 // TLS matches a connection that starts with a TLS handshake record whose
@@ -98,11 +93,7 @@ func HTTP1HeaderFieldPrefix(name, valuePrefix string) Matcher {
 }
 
 func matchH1Field(r io.Reader, name, want string, prefix bool) bool {
-	s := lineScanner{p: asPeeker(r), limit: -1}
-	if !s.requestLine() {
-		return false
-	}
-	got, ok := s.field(name)
+	got, line, ok := http1.HeaderField(asPeeker(r), name)
 	if !ok {
 		return false
 	}
@@ -111,294 +102,6 @@ func matchH1Field(r io.Reader, name, want string, prefix bool) bool {
 	} else {
 		ok = string(got) == want
 	}
-	return ok && s.targetOK()
-}
-
-// targetOK reports whether http.ReadRequest, with which v0.1.5 parsed the
-// head, takes the request target that requestLine read. It runs only on a
-// match, as it allocates.
-func (s *lineScanner) targetOK() bool {
-	method := string(s.b[:s.targetStart-1])
-	target := string(s.b[s.targetStart:s.targetEnd])
-	if method == "CONNECT" && !strings.HasPrefix(target, "/") {
-		target = "http://" + target
-	}
-	_, err := url.ParseRequestURI(target)
-	return err == nil
-}
-
-// lineScanner reads an HTTP/1 request head byte by byte from a peeker,
-// reading from the connection only when it needs the next byte.
-type lineScanner struct {
-	p     peeker
-	b     []byte // the bytes at hand
-	off   int
-	limit int // bytes it may read; -1 for the sniff limit alone
-	// folded holds a field value that spans obs-fold lines.
-	folded []byte
-	// targetStart and targetEnd delimit the request target in b.
-	targetStart, targetEnd int
-}
-
-// next returns the next byte.
-func (s *lineScanner) next() (byte, bool) {
-	c, ok := s.at(s.off)
-	if ok {
-		s.off++
-	}
-	return c, ok
-}
-
-// at returns byte i, reading as needed.
-func (s *lineScanner) at(i int) (byte, bool) {
-	if s.limit >= 0 && i >= s.limit {
-		return 0, false
-	}
-	if i >= len(s.b) {
-		s.b = s.p.buffered()
-		if i >= len(s.b) {
-			s.p.peek(i + 1)
-			if s.b = s.p.buffered(); i >= len(s.b) {
-				return 0, false
-			}
-		}
-	}
-	return s.b[i], true
-}
-
-// http1Line reads a line as HTTP1 wants it.
-func (s *lineScanner) http1Line() bool {
-	const version = "HTTP/1."
-	spaces, k := 0, 0 // spaces before the version; version bytes read
-	for {
-		c, ok := s.next()
-		if !ok {
-			// The end of the bytes: a line that has its version whole
-			// counts; one cut at the 4096-byte limit does not.
-			return spaces == 2 && k == len(version)+1 && (s.limit < 0 || s.off < s.limit)
-		}
-		switch {
-		case spaces < 2:
-			// A control byte rules out a request line at once, so that
-			// binary protocols behind HTTP1 (TLS, SOCKS, PostgreSQL) do
-			// not wait for a line end; v0.1.5 waited, for ever.
-			if c < ' ' || c == 0x7f {
-				return false
-			}
-			if c == ' ' {
-				spaces++
-			}
-		case k < len(version):
-			if c != version[k] {
-				return false
-			}
-			k++
-		case k == len(version):
-			if c < '0' || c > '9' {
-				return false
-			}
-			k++
-		default:
-			if c == '\r' {
-				c, ok = s.next()
-			}
-			return ok && c == '\n'
-		}
-	}
-}
-
-// requestLine reads a request line, its line end included.
-func (s *lineScanner) requestLine() bool {
-	// method: one or more token characters, then SP.
-	n := 0
-	for {
-		c, ok := s.next()
-		if !ok {
-			return false
-		}
-		if c == ' ' && n > 0 {
-			break
-		}
-		if !isTokenChar(c) {
-			return false
-		}
-		n++
-	}
-	// request-target: visible characters, then SP.
-	n = 0
-	s.targetStart = s.off
-	for {
-		c, ok := s.next()
-		if !ok {
-			return false
-		}
-		if c == ' ' && n > 0 {
-			s.targetEnd = s.off - 1
-			break
-		}
-		if c <= ' ' || c == 0x7f {
-			return false
-		}
-		n++
-	}
-	// HTTP-version: HTTP/<digit>.<digit>, as http.ParseHTTPVersion (and
-	// so http.ReadRequest, which v0.1.5 parsed the head with) wants it;
-	// then CRLF or LF.
-	const version = "HTTP/d."
-	for i := 0; i < len(version); i++ {
-		c, ok := s.next()
-		if !ok || c != version[i] && (version[i] != 'd' || c < '0' || c > '9') {
-			return false
-		}
-	}
-	n = 0
-	for {
-		c, ok := s.next()
-		if !ok {
-			return false
-		}
-		switch {
-		case '0' <= c && c <= '9' && n < 1:
-			n++
-			continue
-		case c == '\r' && n > 0:
-			c, ok = s.next()
-			return ok && c == '\n'
-		case c == '\n' && n > 0:
-			return true
-		}
-		return false
-	}
-}
-
-// field reads header lines up to the first field named name and returns
-// its value without surrounding white space; the empty value if the header
-// ends without it. It reports false for a malformed header.
-func (s *lineScanner) field(name string) ([]byte, bool) {
-	for {
-		start := s.off
-		c, ok := s.next()
-		if !ok {
-			return nil, false
-		}
-		// End of the header.
-		if c == '\n' {
-			return nil, true
-		}
-		if c == '\r' {
-			c, ok = s.next()
-			return nil, ok && c == '\n'
-		}
-		// field-name ":"
-		for c != ':' {
-			if !isTokenChar(c) {
-				return nil, false
-			}
-			if c, ok = s.next(); !ok {
-				return nil, false
-			}
-		}
-		key := s.b[start : s.off-1]
-		if len(key) == 0 {
-			return nil, false
-		}
-		val, ok := s.value()
-		if !ok {
-			return nil, false
-		}
-		if equalFoldASCII(key, name) {
-			return val, true
-		}
-	}
-}
-
-// value reads a field value and its line end, and any obs-fold lines that
-// continue it, and returns it trimmed.
-func (s *lineScanner) value() ([]byte, bool) {
-	s.folded = s.folded[:0]
-	var val []byte
-	for line := 0; ; line++ {
-		start := s.off
-		for {
-			c, ok := s.next()
-			if !ok {
-				return nil, false
-			}
-			if c == '\n' {
-				break
-			}
-			if c == 0 || (c == '\r' && !s.peekIs('\n')) {
-				return nil, false
-			}
-		}
-		v := trimOWS(s.b[start : s.off-1])
-		// Is the next line a continuation (obs-fold)? Knowing needs its
-		// first byte.
-		c, ok := s.at(s.off)
-		if !ok {
-			return nil, false
-		}
-		more := c == ' ' || c == '\t'
-		if line == 0 && !more {
-			return v, true
-		}
-		if line > 0 && len(v) > 0 && len(s.folded) > 0 {
-			s.folded = append(s.folded, ' ')
-		}
-		s.folded = append(s.folded, v...)
-		if !more {
-			val = s.folded
-			return val, true
-		}
-	}
-}
-
-func (s *lineScanner) peekIs(c byte) bool {
-	b, ok := s.at(s.off)
-	return ok && b == c
-}
-
-// trimOWS trims optional white space and a trailing CR.
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
-}
-
-// isTokenChar reports whether c may appear in an HTTP token (RFC 9110
-// §5.6.2).
-func isTokenChar(c byte) bool {
-	if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' {
-		return true
-	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
-	}
-	return false
-}
-
-// equalFoldASCII reports whether b and s are equal without regard to ASCII
-// case.
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	// The target check runs only on a match, as it allocates.
+	return ok && line.TargetOK()
 }

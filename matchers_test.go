@@ -18,6 +18,11 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/cmux-go/cmux/internal/h2"
+	"github.com/cmux-go/cmux/internal/http1"
+	"github.com/cmux-go/cmux/internal/patricia"
+	"github.com/cmux-go/cmux/internal/peek"
 )
 
 // Every matcher case runs three ways: on a bytes.Reader, on a reader that
@@ -65,7 +70,7 @@ func mtNeed(strs []string, in []byte) int {
 func mtSettingsOnly(t *testing.T, wrote []byte, how string) {
 	t.Helper()
 	if len(wrote) > 0 {
-		assert.Equal(t, muxSettingsFrame, wrote, "%s: a matcher may write one mux SETTINGS frame and nothing else", how)
+		assert.Equal(t, h2.MuxSettings, wrote, "%s: a matcher may write one mux SETTINGS frame and nothing else", how)
 	}
 }
 
@@ -153,9 +158,9 @@ func mtSniff(t *testing.T, peer mtPeer, match func(*sniffer) bool) mtSniffResult
 		srv.Close()
 		res.ok = <-done
 	}
-	res.buffered = bytes.Clone(mc.sniff.buffered())
+	res.buffered = bytes.Clone(mc.sniff.Buffered())
 	res.err = mc.sniff.err
-	res.settings = mc.wroteSettings
+	res.settings = mc.wroteSettings()
 	srv.Close()
 	cli.Close()
 	wg.Wait()
@@ -167,7 +172,7 @@ func mtSniff(t *testing.T, peer mtPeer, match func(*sniffer) bool) mtSniffResult
 func TestMatchAny(t *testing.T) {
 	checkLeaks(t)
 	var cases []mtCase
-	for _, in := range []string{"", "x", "GET / HTTP/1.1\r\n\r\n", http2Preface, "\x05\x01\x00"} {
+	for _, in := range []string{"", "x", "GET / HTTP/1.1\r\n\r\n", h2.Preface, "\x05\x01\x00"} {
 		cases = append(cases, mtCase{name: in, m: readOnly(Any()), in: []byte(in), want: true, strs: []string{""}})
 	}
 	mtRunCases(t, cases)
@@ -243,8 +248,8 @@ func TestMatchHTTP1Fast(t *testing.T) {
 		c("SOCKS4", nil, "\x04\x01\x00\x50", false),
 		c("TLS hello", nil, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", false),
 		c("SSH banner", nil, "SSH-2.0-OpenSSH_9.2\r\n", false),
-		c("HTTP/2 preface: PRI is not a default method", nil, http2Preface, false),
-		c("HTTP/2 preface with PRI ext", []string{"PRI"}, http2Preface, true),
+		c("HTTP/2 preface: PRI is not a default method", nil, h2.Preface, false),
+		c("HTTP/2 preface with PRI ext", []string{"PRI"}, h2.Preface, true),
 	)
 	mtRunCases(t, cases)
 }
@@ -272,7 +277,7 @@ func TestMatchHTTP1(t *testing.T) {
 		c("absolute URI", "GET http://example.com/x HTTP/1.1\r\n", true),
 		c("HTTP/1.9", "GET / HTTP/1.9\r\n", true),
 		c("HTTP/2.0", "GET / HTTP/2.0\r\n", false),
-		c("HTTP/2 preface", http2Preface, false),
+		c("HTTP/2 preface", h2.Preface, false),
 		c("HTTP/1", "GET / HTTP/1\r\n", false),
 		c("HTTP/1.", "GET / HTTP/1.\r\n", false),
 		c("HTTP/1.1x", "GET / HTTP/1.1x\r\n", false),
@@ -304,19 +309,19 @@ func TestMatchHTTP1(t *testing.T) {
 func TestMatchHTTP2(t *testing.T) {
 	checkLeaks(t)
 	c := func(name, in string, want bool) mtCase {
-		return mtCase{name: name, m: readOnly(HTTP2()), in: []byte(in), want: want, strs: []string{http2Preface}}
+		return mtCase{name: name, m: readOnly(HTTP2()), in: []byte(in), want: want, strs: []string{h2.Preface}}
 	}
 	cases := []mtCase{
-		c("preface", http2Preface, true),
-		c("preface and a frame", http2Preface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00", true),
-		c("truncated", http2Preface[:len(http2Preface)-1], false),
+		c("preface", h2.Preface, true),
+		c("preface and a frame", h2.Preface+"\x00\x00\x00\x04\x00\x00\x00\x00\x00", true),
+		c("truncated", h2.Preface[:len(h2.Preface)-1], false),
 		c("P", "P", false),
 		c("empty", "", false),
 		c("HTTP/1 PRI", "PRI * HTTP/1.1\r\n\r\n", false),
 		c("GET", "GET / HTTP/1.1\r\n\r\n", false),
 	}
-	for i := range len(http2Preface) {
-		b := []byte(http2Preface)
+	for i := range len(h2.Preface) {
+		b := []byte(h2.Preface)
 		b[i] ^= 0x20
 		cases = append(cases, c("wrong byte "+strconv.Itoa(i), string(b), false))
 	}
@@ -432,7 +437,7 @@ func TestMatchHTTP1HeaderField(t *testing.T) {
 		f("target http.ReadRequest refuses", "Host", "x", "GET %zz HTTP/1.1\r\nHost: x\r\n\r\n", false),
 		f("CONNECT authority", "Host", "x", "CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", true),
 		f("not HTTP", "Host", "", "\x05\x01\x00", false),
-		f("HTTP/2 preface: a missing field is empty, as http.ReadRequest takes it", "Host", "", http2Preface, true),
+		f("HTTP/2 preface: a missing field is empty, as http.ReadRequest takes it", "Host", "", h2.Preface, true),
 		f("no colon", "Host", "x", req+"Host x\r\n\r\n", false),
 		f("space before colon", "Host", "x", req+"Host : x\r\n\r\n", false),
 		f("space in name", "Host", "x", req+"Ho st: x\r\n\r\n", false),
@@ -469,7 +474,7 @@ type mtH2 struct {
 func newMtH2(t testing.TB, preface bool) *mtH2 {
 	b := &mtH2{t: t}
 	if preface {
-		b.buf.WriteString(http2Preface)
+		b.buf.WriteString(h2.Preface)
 	}
 	b.fr = http2.NewFramer(&b.buf, nil)
 	b.fr.AllowIllegalWrites = true
@@ -545,7 +550,7 @@ func mtH2Cases(t *testing.T) []mtCase {
 	h := func() *mtH2 { return newMtH2(t, true) }
 	hs := func() *mtH2 { return h().settings() }
 	full := hs().hdrs(1, grpc).bytes()
-	big := make([]byte, maxFrameSize)
+	big := make([]byte, h2.MaxFrameSize)
 	c := func(name string, in []byte, want bool) mtCase { return mtCase{name: name, in: in, want: want} }
 	return []mtCase{
 		c("SETTINGS HEADERS", full, true),
@@ -580,9 +585,9 @@ func mtH2Cases(t *testing.T) []mtCase {
 		c("first header block only: first has the field", hs().hdrs(1, grpc).hdrs(3, []byte{0xff, 0xff}).write([]byte("garbage")).bytes(), true),
 		c("HTTP/1 request", []byte("POST / HTTP/1.1\r\nContent-Type: application/grpc\r\n\r\n"), false),
 		c("no preface", newMtH2(t, false).settings().hdrs(1, grpc).bytes(), false),
-		c("one wrong preface byte", append([]byte("PRI * HTTP/2.0\r\n\r\nSN\r\n\r\n"), full[len(http2Preface):]...), false),
+		c("one wrong preface byte", append([]byte("PRI * HTTP/2.0\r\n\r\nSN\r\n\r\n"), full[len(h2.Preface):]...), false),
 		c("empty", nil, false),
-		c("preface only", []byte(http2Preface), false),
+		c("preface only", []byte(h2.Preface), false),
 		c("preface and SETTINGS only", hs().bytes(), false),
 		c("first frame HEADERS", h().hdrs(1, grpc).bytes(), true),
 		c("first frame SETTINGS ACK", h().settingsAck().settings().hdrs(1, grpc).bytes(), false),
@@ -591,9 +596,9 @@ func mtH2Cases(t *testing.T) []mtCase {
 		c("DATA before HEADERS", hs().data(1).hdrs(1, grpc).bytes(), false),
 		c("PUSH_PROMISE before HEADERS", hs().raw(http2.FramePushPromise, http2.FlagPushPromiseEndHeaders, 1, append([]byte{0, 0, 0, 2}, grpc...)).hdrs(1, grpc).bytes(), false),
 		c("GOAWAY before HEADERS", hs().raw(http2.FrameGoAway, 0, 0, make([]byte, 8)).hdrs(1, grpc).bytes(), true),
-		c("frame longer than 16384", hs().rawHeader(maxFrameSize+1, 0xfa, 0, 0).write(make([]byte, maxFrameSize+1)).hdrs(1, grpc).bytes(), false),
-		c("HEADERS longer than 16384", hs().rawHeader(maxFrameSize+1, http2.FrameHeaders, http2.FlagHeadersEndHeaders, 1).
-			write(append(grpc, make([]byte, maxFrameSize+1-len(grpc))...)).bytes(), false),
+		c("frame longer than 16384", hs().rawHeader(h2.MaxFrameSize+1, 0xfa, 0, 0).write(make([]byte, h2.MaxFrameSize+1)).hdrs(1, grpc).bytes(), false),
+		c("HEADERS longer than 16384", hs().rawHeader(h2.MaxFrameSize+1, http2.FrameHeaders, http2.FlagHeadersEndHeaders, 1).
+			write(append(grpc, make([]byte, h2.MaxFrameSize+1-len(grpc))...)).bytes(), false),
 		c("CONTINUATION on another stream", hs().headers(http2.HeadersFrameParam{StreamID: 1, BlockFragment: grpc[:cut]}).
 			continuation(3, true, grpc[cut:]).bytes(), false),
 		c("CONTINUATION without HEADERS", hs().continuation(1, true, grpc).bytes(), false),
@@ -606,7 +611,7 @@ func mtH2Cases(t *testing.T) []mtCase {
 		c("truncated in a frame header", full[:len(full)-len(grpc)-4], false),
 		c("truncated in HEADERS", full[:len(full)-1], false),
 		c("truncated in CONTINUATION", hs().headers(http2.HeadersFrameParam{StreamID: 1, BlockFragment: grpc[:cut]}).
-			continuation(1, true, grpc[cut:len(grpc)-1]).bytes()[:len(full)+frameHeaderLen-2], false),
+			continuation(1, true, grpc[cut:len(grpc)-1]).bytes()[:len(full)+h2.FrameHeaderLen-2], false),
 		c("garbage HPACK", hs().hdrs(1, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0x0f}).bytes(), false),
 		c("HPACK index out of range", hs().hdrs(1, append(append([]byte{}, grpc...), 0xfe)).bytes(), false),
 		c("HPACK table size update after a field", hs().hdrs(1, append(append([]byte{}, grpc...), 0x3f, 0xe1, 0x1f)).bytes(), false),
@@ -701,7 +706,7 @@ func TestMatchHTTP2SendSettingsWrites(t *testing.T) {
 		{"all in one Read", func() io.Reader { return bytes.NewReader(all) }, true, false},
 		{"no preface", func() io.Reader { return one([]byte("POST / HTTP/1.1\r\nContent-Type: application/grpc\r\n\r\n")) }, false, false},
 		{"wrong preface", func() io.Reader { return one(append([]byte("PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n"), all[24:]...)) }, false, false},
-		{"preface then end", func() io.Reader { return one([]byte(http2Preface)) }, false, false},
+		{"preface then end", func() io.Reader { return one([]byte(h2.Preface)) }, false, false},
 		{"SETTINGS cut short", func() io.Reader { return one(head[:len(head)-1]) }, false, false},
 		{"first frame SETTINGS ACK", func() io.Reader { return one(newMtH2(t, true).settingsAck().settings().hdrs(1, grpc).bytes()) }, false, false},
 		{"first frame HEADERS", func() io.Reader { return one(newMtH2(t, true).hdrs(1, grpc).bytes()) }, true, false},
@@ -722,7 +727,7 @@ func TestMatchHTTP2SendSettingsWrites(t *testing.T) {
 				var out bytes.Buffer
 				assert.Equal(t, tc.want, w.m(&out, tc.r()))
 				if tc.wrote {
-					assert.Equal(t, muxSettingsFrame, out.Bytes())
+					assert.Equal(t, h2.MuxSettings, out.Bytes())
 				} else {
 					assert.Empty(t, out.Bytes())
 				}
@@ -731,14 +736,14 @@ func TestMatchHTTP2SendSettingsWrites(t *testing.T) {
 	}
 
 	// The frame is a well-formed SETTINGS frame: NO_RFC7540_PRIORITIES = 1.
-	require.Len(t, muxSettingsFrame, 15)
-	f, err := http2.NewFramer(nil, bytes.NewReader(muxSettingsFrame)).ReadFrame()
+	require.Len(t, h2.MuxSettings, 15)
+	f, err := http2.NewFramer(nil, bytes.NewReader(h2.MuxSettings)).ReadFrame()
 	require.NoError(t, err)
 	sf, ok := f.(*http2.SettingsFrame)
 	require.True(t, ok, "%T", f)
 	require.False(t, sf.IsAck())
 	require.Equal(t, 1, sf.NumSettings())
-	assert.Equal(t, http2.Setting{ID: http2.SettingID(settingNoRFC7540Priorities), Val: 1}, sf.Setting(0))
+	assert.Equal(t, http2.Setting{ID: http2.SettingID(h2.SettingNoRFC7540Priorities), Val: 1}, sf.Setting(0))
 }
 
 // TestMatchHTTP2SettingsThroughSniffer checks what the mux writes while
@@ -771,7 +776,7 @@ func TestMatchHTTP2SettingsThroughSniffer(t *testing.T) {
 		assert.Equal(t, []bool{false, false, false}, got)
 		assert.ErrorIs(t, r.err, os.ErrDeadlineExceeded, "the matchers waited for HEADERS")
 		assert.True(t, r.settings)
-		assert.Equal(t, muxSettingsFrame, r.wrote, "exactly one SETTINGS frame")
+		assert.Equal(t, h2.MuxSettings, r.wrote, "exactly one SETTINGS frame")
 	})
 	t.Run("SETTINGS and HEADERS in one flight", func(t *testing.T) {
 		var got []bool
@@ -786,7 +791,7 @@ func TestMatchHTTP2SettingsThroughSniffer(t *testing.T) {
 		r := mtSniff(t, mtPeer{in: all, chunk: 1}, runAll(&got))
 		assert.Equal(t, []bool{true, true, true}, got)
 		assert.True(t, r.settings)
-		assert.Equal(t, muxSettingsFrame, r.wrote, "exactly one SETTINGS frame")
+		assert.Equal(t, h2.MuxSettings, r.wrote, "exactly one SETTINGS frame")
 	})
 	t.Run("first frame SETTINGS ACK", func(t *testing.T) {
 		var got []bool
@@ -822,11 +827,11 @@ func TestMatchHTTP2SettingsThroughSniffer(t *testing.T) {
 				if err := cli.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
 					return err
 				}
-				got := make([]byte, len(muxSettingsFrame))
+				got := make([]byte, len(h2.MuxSettings))
 				if _, err := io.ReadFull(cli, got); err != nil {
 					return err
 				}
-				if !bytes.Equal(got, muxSettingsFrame) {
+				if !bytes.Equal(got, h2.MuxSettings) {
 					return errors.New("not the mux's SETTINGS frame")
 				}
 				_, err := cli.Write(all[len(head):])
@@ -838,8 +843,8 @@ func TestMatchHTTP2SettingsThroughSniffer(t *testing.T) {
 		runAll(&got)(&mc.sniff)
 		assert.Equal(t, []bool{true, true, true}, got)
 		require.NoError(t, <-clientErr)
-		assert.True(t, mc.wroteSettings)
-		assert.Equal(t, all, mc.sniff.buffered())
+		assert.True(t, mc.wroteSettings())
+		assert.Equal(t, all, mc.sniff.Buffered())
 	})
 }
 
@@ -865,7 +870,7 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 		{name: "HTTP2 on X", m: readOnly(HTTP2()), in: "X"},
 		{name: "HTTP2 on P", m: readOnly(HTTP2()), in: "P", waits: true},
 		{name: "HTTP2 on PRI * HTTP/1", m: readOnly(HTTP2()), in: "PRI * HTTP/1"},
-		{name: "HTTP2 on the preface", m: readOnly(HTTP2()), in: http2Preface, want: true},
+		{name: "HTTP2 on the preface", m: readOnly(HTTP2()), in: h2.Preface, want: true},
 		{name: "PrefixMatcher abc on ab", m: readOnly(PrefixMatcher("abc")), in: "ab", waits: true},
 		{name: "PrefixMatcher ab abcd on ab", m: readOnly(PrefixMatcher("ab", "abcd")), in: "ab", want: true},
 		{name: "PrefixMatcher abcd ab on ab", m: readOnly(PrefixMatcher("abcd", "ab")), in: "ab", want: true},
@@ -889,7 +894,7 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 		{name: "HTTP2HeaderField on preface and SETTINGS", m: readOnly(HTTP2HeaderField("content-type", "application/grpc")),
 			in: string(settings), waits: true, wrote: true},
 		{name: "HTTP2HeaderField on a frame over 16384", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
-			in: string(newMtH2(t, true).settings().rawHeader(maxFrameSize+1, http2.FrameHeaders, 0, 1).bytes()), wrote: true},
+			in: string(newMtH2(t, true).settings().rawHeader(h2.MaxFrameSize+1, http2.FrameHeaders, 0, 1).bytes()), wrote: true},
 		{name: "HTTP2HeaderField on a SETTINGS ACK first", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
 			in: string(newMtH2(t, true).rawHeader(0, http2.FrameSettings, http2.FlagSettingsAck, 0).bytes())},
 		{name: "HTTP2HeaderField on DATA", m: HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"),
@@ -912,7 +917,7 @@ func TestMatchShortFlightWithoutBlocking(t *testing.T) {
 			}
 			assert.Equal(t, tc.wrote, r.settings)
 			if tc.wrote {
-				assert.Equal(t, muxSettingsFrame, r.wrote)
+				assert.Equal(t, h2.MuxSettings, r.wrote)
 			} else {
 				assert.Empty(t, r.wrote)
 			}
@@ -991,7 +996,7 @@ func FuzzPrefixMatcher(f *testing.F) {
 		if need := mtNeed(strs, in); cr.n != need {
 			t.Fatalf("PrefixMatcher(%q) on %q read %d bytes, needs %d", strs, in, cr.n, need)
 		}
-		if got := newPatricia(strs...).matchBytes(in); got != want {
+		if got := patricia.New(strs...).Match(peek.Bytes(in)); got != want {
 			t.Fatalf("matchBytes: PrefixMatcher(%q) on %q = %v, want %v", strs, in, got, want)
 		}
 	})
@@ -1029,7 +1034,7 @@ func FuzzHTTP1(f *testing.F) {
 		// What net/http reads as an HTTP/1.x request, with a request line
 		// within 4096 bytes, HTTP1 matches.
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(in)))
-		if err == nil && req.ProtoMajor == 1 && bytes.IndexByte(in, '\n') < maxHTTPRead && !got {
+		if err == nil && req.ProtoMajor == 1 && bytes.IndexByte(in, '\n') < http1.MaxLine && !got {
 			t.Fatalf("HTTP1 did not match %q, which net/http reads as %s %q %s", in, req.Method, req.RequestURI, req.Proto)
 		}
 	})
@@ -1071,10 +1076,10 @@ func mtH2FirstBlock(in []byte) ([]hpack.HeaderField, error) {
 }
 
 func mtH2Block(in []byte, meta bool) ([]hpack.HeaderField, error) {
-	if !bytes.HasPrefix(in, []byte(http2Preface)) {
+	if !bytes.HasPrefix(in, []byte(h2.Preface)) {
 		return nil, errors.New("no preface")
 	}
-	frames := in[len(http2Preface):]
+	frames := in[len(h2.Preface):]
 	cr := &countReader{r: bytes.NewReader(frames)}
 	fr := http2.NewFramer(io.Discard, cr)
 	if meta {
@@ -1092,9 +1097,9 @@ func mtH2Block(in []byte, meta bool) ([]hpack.HeaderField, error) {
 			return mtH2Block(in, false)
 		}
 		if err != nil {
-			if start+frameHeaderLen <= len(frames) && cr.n > start+frameHeaderLen-1 {
+			if start+h2.FrameHeaderLen <= len(frames) && cr.n > start+h2.FrameHeaderLen-1 {
 				switch frames[start+3] {
-				case frameSettings, frameWindowUpdate, frameRSTStream, 0x10:
+				case h2.FrameSettings, h2.FrameWindowUpdate, h2.FrameRSTStream, 0x10:
 					continue
 				}
 			}
@@ -1142,7 +1147,7 @@ func FuzzHTTP2HeaderField(f *testing.F) {
 			if wgot := w(&out, r); wgot != got {
 				t.Fatalf("on %q: writer matcher says %v, matcher %v", in, wgot, got)
 			}
-			if out.Len() > 0 && !bytes.Equal(out.Bytes(), muxSettingsFrame) {
+			if out.Len() > 0 && !bytes.Equal(out.Bytes(), h2.MuxSettings) {
 				t.Fatalf("on %q: wrote %q", in, out.Bytes())
 			}
 		}

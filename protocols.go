@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"unicode/utf8"
+
+	"github.com/cmux-go/cmux/internal/peek"
 )
 
 // SSH matches an SSH client: a connection that starts with the
@@ -33,16 +35,16 @@ func SOCKS4() Matcher {
 func SOCKS5() Matcher {
 	return func(r io.Reader) bool {
 		p := asPeeker(r)
-		if b, _ := p.peek(1); len(b) < 1 || b[0] != 5 {
+		if b, _ := p.Peek(1); len(b) < 1 || b[0] != 5 {
 			return false
 		}
-		b, _ := p.peek(2)
+		b, _ := p.Peek(2)
 		if len(b) < 2 || b[1] == 0 {
 			return false
 		}
 		end := 2 + int(b[1])
 		for i := 2; i < end; i++ {
-			if b, _ = p.peek(i + 1); len(b) <= i || b[i] == 0xff {
+			if b, _ = p.Peek(i + 1); len(b) <= i || b[i] == 0xff {
 				return false
 			}
 		}
@@ -80,7 +82,7 @@ func PostgreSQL() Matcher {
 	return func(r io.Reader) bool {
 		p := asPeeker(r)
 		for i := 1; i <= 8; i++ {
-			b, _ := p.peek(i)
+			b, _ := p.Peek(i)
 			if len(b) < i || !pgHeaderPrefix(b) {
 				return false
 			}
@@ -193,11 +195,11 @@ type reMatcher struct {
 // past it, only each time the text has doubled.
 const reEagerBytes = 1 << 10
 
-func (m *reMatcher) match(p peeker) bool {
+func (m *reMatcher) match(p peek.Peeker) bool {
 	var err error
 	ran := 0 // length of the text re last ran on
 	for {
-		b := p.buffered()
+		b := p.Buffered()
 		if len(b) > m.n {
 			b = b[:m.n]
 		}
@@ -220,7 +222,7 @@ func (m *reMatcher) match(p peeker) bool {
 		if final {
 			return false
 		}
-		_, err = p.peek(len(b) + 1)
+		_, err = p.Peek(len(b) + 1)
 	}
 }
 

@@ -1,15 +1,15 @@
 package cmux
 
+// The wire format is internal/proxyhdr's; this file holds the option, the
+// trust decision and what a delivered connection tells of the header.
+
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"net"
 	"net/netip"
-	"strconv"
-	"strings"
+
+	"github.com/cmux-go/cmux/internal/proxyhdr"
 )
 
 // ProxyConfig configures the PROXY protocol; see ProxyProtocol.
@@ -194,24 +194,38 @@ func (m *cMux) readProxyHeader(c *MuxConn) error {
 		return nil
 	}
 	var err error
-	switch v := detectProxyHeader(&c.sniff); {
+	switch v := proxyhdr.Detect(&c.sniff); {
 	case v == 0 && trusted && pc.required:
 		err = &proxyError{reason: "missing"}
 	case v == 0:
 	case !trusted:
 		err = &proxyError{reason: "sent by an untrusted source"}
 	default:
-		var info *ProxyInfo
-		var n int
-		if info, n, err = parseProxyHeader(&c.sniff, v); err == nil {
-			c.proxy = info
-			c.sniff.consume(n)
+		h, n, perr := proxyhdr.Parse(&c.sniff, v)
+		if perr != nil {
+			e := perr.(*proxyhdr.Error)
+			err = &proxyError{reason: e.Reason, err: e.Err}
+			break
 		}
+		c.proxy = proxyInfo(h)
+		c.sniff.consume(n)
 	}
 	if err != nil {
 		err.(*proxyError).remote = remoteAddr(c.Conn)
 	}
 	return err
+}
+
+// proxyInfo returns the ProxyInfo of a parsed header.
+func proxyInfo(h *proxyhdr.Header) *ProxyInfo {
+	info := &ProxyInfo{Version: h.Version, Source: h.Source, Destination: h.Destination}
+	if len(h.TLVs) > 0 {
+		info.TLVs = make([]ProxyTLV, len(h.TLVs))
+		for i, t := range h.TLVs {
+			info.TLVs[i] = ProxyTLV(t)
+		}
+	}
+	return info
 }
 
 // trusts reports whether the remote address a is in a trusted network.
@@ -234,254 +248,4 @@ func (pc *proxyConfig) trusts(a net.Addr) bool {
 		}
 	}
 	return false
-}
-
-const (
-	proxyV1Sig = "PROXY "
-	proxyV2Sig = "\r\n\r\n\x00\r\nQUIT\n"
-	// proxyV1Max is the longest version 1 header, CRLF included.
-	proxyV1Max    = 107
-	proxyV2HdrLen = 16
-)
-
-// detectProxyHeader reports the version of the PROXY header the connection
-// starts with, or 0 if it does not start with a header signature. It reads
-// only until the first byte that rules both signatures out.
-func detectProxyHeader(p peeker) int {
-	v1, v2 := true, true
-	for i := 0; ; i++ {
-		if v1 && i == len(proxyV1Sig) {
-			return 1
-		}
-		if v2 && i == len(proxyV2Sig) {
-			return 2
-		}
-		if !v1 && !v2 {
-			return 0
-		}
-		b, _ := p.peek(i + 1)
-		if len(b) <= i {
-			return 0
-		}
-		v1 = v1 && b[i] == proxyV1Sig[i]
-		v2 = v2 && b[i] == proxyV2Sig[i]
-	}
-}
-
-// parseProxyHeader parses the version v header the connection starts with,
-// and returns it and its length in bytes. Its errors are *proxyError.
-func parseProxyHeader(p peeker, v int) (*ProxyInfo, int, error) {
-	if v == 1 {
-		return parseProxyV1(p)
-	}
-	return parseProxyV2(p)
-}
-
-func malformed(format string, args ...any) error {
-	return &proxyError{reason: "malformed: " + fmt.Sprintf(format, args...)}
-}
-
-func truncated(version int, err error) error {
-	return &proxyError{reason: fmt.Sprintf("truncated version %d header", version), err: err}
-}
-
-// parseProxyV1 parses a version 1 header:
-// "PROXY TCP4|TCP6 src dst srcport dstport\r\n" or "PROXY UNKNOWN ...\r\n".
-func parseProxyV1(p peeker) (*ProxyInfo, int, error) {
-	var line []byte
-	for i := len(proxyV1Sig); ; i++ {
-		if i == proxyV1Max {
-			return nil, 0, malformed("version 1 header without CRLF in its first %d bytes", proxyV1Max)
-		}
-		b, err := p.peek(i + 1)
-		if len(b) <= i {
-			return nil, 0, truncated(1, err)
-		}
-		if b[i] == '\n' {
-			if b[i-1] != '\r' {
-				return nil, 0, malformed("version 1 header ends without CR")
-			}
-			line = b[len(proxyV1Sig) : i-1]
-			break
-		}
-	}
-	n := len(proxyV1Sig) + len(line) + 2
-	info := &ProxyInfo{Version: 1}
-	proto, rest, _ := strings.Cut(string(line), " ")
-	switch proto {
-	case "UNKNOWN":
-		// The rest of the line is to be ignored.
-		return info, n, nil
-	case "TCP4", "TCP6":
-	default:
-		return nil, 0, malformed("version 1 protocol %q", proto)
-	}
-	f := strings.Split(rest, " ")
-	if len(f) != 4 {
-		return nil, 0, malformed("version 1 header %q", line)
-	}
-	var addrs [2]netip.AddrPort
-	for i := range addrs {
-		ip, err := netip.ParseAddr(f[i])
-		if err != nil || ip.Zone() != "" || (proto == "TCP4") != ip.Is4() {
-			return nil, 0, malformed("%s address %q", proto, f[i])
-		}
-		port, ok := parsePort(f[2+i])
-		if !ok {
-			return nil, 0, malformed("port %q", f[2+i])
-		}
-		addrs[i] = netip.AddrPortFrom(ip, port)
-	}
-	info.Source = net.TCPAddrFromAddrPort(addrs[0])
-	info.Destination = net.TCPAddrFromAddrPort(addrs[1])
-	return info, n, nil
-}
-
-// parsePort parses a decimal port without leading zeros.
-func parsePort(s string) (uint16, bool) {
-	if len(s) == 0 || len(s) > 5 || (s[0] == '0' && len(s) > 1) {
-		return 0, false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseUint(s, 10, 16)
-	return uint16(n), err == nil
-}
-
-// Version 2 commands, address families and TLV types.
-const (
-	proxyCmdLocal = 0x0
-	proxyCmdProxy = 0x1
-
-	proxyAFUnspec = 0x0
-	proxyAFInet   = 0x1
-	proxyAFInet6  = 0x2
-	proxyAFUnix   = 0x3
-
-	proxyTransportDgram = 0x2
-
-	proxyTLVCRC32C = 0x03
-)
-
-// proxyAddrLen is the length of the address block of each family.
-var proxyAddrLen = [4]int{proxyAFUnspec: 0, proxyAFInet: 12, proxyAFInet6: 36, proxyAFUnix: 216}
-
-// parseProxyV2 parses a version 2 header.
-func parseProxyV2(p peeker) (*ProxyInfo, int, error) {
-	b, err := p.peek(proxyV2HdrLen)
-	if len(b) < proxyV2HdrLen {
-		return nil, 0, truncated(2, err)
-	}
-	verCmd, fam := b[12], b[13]
-	n := proxyV2HdrLen + int(binary.BigEndian.Uint16(b[14:]))
-	if verCmd>>4 != 2 {
-		return nil, 0, malformed("version %d in a version 2 signature", verCmd>>4)
-	}
-	cmd := verCmd & 0xf
-	if cmd != proxyCmdLocal && cmd != proxyCmdProxy {
-		return nil, 0, malformed("version 2 command %#x", cmd)
-	}
-	if b, err = p.peek(n); len(b) < n {
-		return nil, 0, truncated(2, err)
-	}
-	family, transport := fam>>4, fam&0xf
-	validFam := fam == 0 || (family <= proxyAFUnix && family != proxyAFUnspec && transport >= 1 && transport <= 2)
-	info := &ProxyInfo{Version: 2}
-	if cmd == proxyCmdLocal {
-		// The receiver ignores the address block and the family; keep the
-		// TLVs when they can be told apart and are well-formed.
-		if validFam && n-proxyV2HdrLen >= proxyAddrLen[family] {
-			if tlvs, err := parseTLVs(b[:n], proxyV2HdrLen+proxyAddrLen[family]); err == nil {
-				info.TLVs = tlvs
-			}
-		}
-		return info, n, nil
-	}
-	if !validFam {
-		return nil, 0, malformed("version 2 address family and protocol %#02x", fam)
-	}
-	block := b[proxyV2HdrLen:n]
-	if len(block) < proxyAddrLen[family] {
-		return nil, 0, malformed("version 2 length %d too short for family %#x", len(block), family)
-	}
-	dgram := transport == proxyTransportDgram
-	switch family {
-	case proxyAFInet, proxyAFInet6:
-		l := 4
-		if family == proxyAFInet6 {
-			l = 16
-		}
-		src, _ := netip.AddrFromSlice(block[:l])
-		dst, _ := netip.AddrFromSlice(block[l : 2*l])
-		sp := netip.AddrPortFrom(src, binary.BigEndian.Uint16(block[2*l:]))
-		dp := netip.AddrPortFrom(dst, binary.BigEndian.Uint16(block[2*l+2:]))
-		if dgram {
-			info.Source, info.Destination = net.UDPAddrFromAddrPort(sp), net.UDPAddrFromAddrPort(dp)
-		} else {
-			info.Source, info.Destination = net.TCPAddrFromAddrPort(sp), net.TCPAddrFromAddrPort(dp)
-		}
-	case proxyAFUnix:
-		netw := "unix"
-		if dgram {
-			netw = "unixgram"
-		}
-		info.Source = &net.UnixAddr{Name: unixPath(block[:108]), Net: netw}
-		info.Destination = &net.UnixAddr{Name: unixPath(block[108:216]), Net: netw}
-	}
-	tlvs, err := parseTLVs(b[:n], proxyV2HdrLen+proxyAddrLen[family])
-	if err != nil {
-		return nil, 0, err
-	}
-	info.TLVs = tlvs
-	return info, n, nil
-}
-
-// unixPath returns the NUL-terminated path in b.
-func unixPath(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
-
-var crc32c = crc32.MakeTable(crc32.Castagnoli)
-
-// parseTLVs parses the TLVs of the version 2 header hdr from offset off
-// and checks a CRC32C TLV. The values are copies.
-func parseTLVs(hdr []byte, off int) ([]ProxyTLV, error) {
-	if off == len(hdr) {
-		return nil, nil
-	}
-	// One copy holds every value.
-	buf := append([]byte(nil), hdr[off:]...)
-	var tlvs []ProxyTLV
-	for i := 0; i < len(buf); {
-		if len(buf)-i < 3 {
-			return nil, malformed("version 2 TLV header truncated")
-		}
-		typ, l := buf[i], int(binary.BigEndian.Uint16(buf[i+1:]))
-		i += 3
-		if len(buf)-i < l {
-			return nil, malformed("version 2 TLV %#02x longer than the header", typ)
-		}
-		v := buf[i : i+l : i+l]
-		if typ == proxyTLVCRC32C {
-			if l != 4 {
-				return nil, malformed("version 2 CRC32C TLV of length %d", l)
-			}
-			at := off + i // v's offset in hdr
-			sum := crc32.Update(0, crc32c, hdr[:at])
-			sum = crc32.Update(sum, crc32c, []byte{0, 0, 0, 0})
-			sum = crc32.Update(sum, crc32c, hdr[at+4:])
-			if sum != binary.BigEndian.Uint32(v) {
-				return nil, malformed("version 2 CRC32C mismatch")
-			}
-		}
-		tlvs = append(tlvs, ProxyTLV{Type: typ, Value: v})
-		i += l
-	}
-	return tlvs, nil
 }

@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -18,189 +16,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/iotest"
 	"time"
+
+	"github.com/cmux-go/cmux/internal/proxyhdr"
+	"github.com/cmux-go/cmux/internal/wiretest"
 )
 
-// ppV2 builds a version 2 header; with crc, it adds a CRC32C TLV.
-func ppV2(verCmd, fam byte, addrs []byte, crc bool, tlvs ...ProxyTLV) []byte {
-	var body []byte
-	body = append(body, addrs...)
-	for _, t := range tlvs {
-		body = append(body, t.Type)
-		body = binary.BigEndian.AppendUint16(body, uint16(len(t.Value)))
-		body = append(body, t.Value...)
-	}
-	if crc {
-		body = append(body, proxyTLVCRC32C, 0, 4, 0, 0, 0, 0)
-	}
-	h := append([]byte(proxyV2Sig), verCmd, fam)
-	h = binary.BigEndian.AppendUint16(h, uint16(len(body)))
-	h = append(h, body...)
-	if crc {
-		binary.BigEndian.PutUint32(h[len(h)-4:], crc32.Checksum(h, crc32c))
-	}
-	return h
-}
-
-// ppInet returns a version 2 address block of two IPs and ports.
-func ppInet(src, dst string, sp, dp uint16) []byte {
-	s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
-	b := append(s.AsSlice(), d.AsSlice()...)
-	b = binary.BigEndian.AppendUint16(b, sp)
-	return binary.BigEndian.AppendUint16(b, dp)
-}
-
-// ppUnix returns a version 2 address block of two Unix socket paths.
-func ppUnix(src, dst string) []byte {
-	b := make([]byte, 216)
-	copy(b, src)
-	copy(b[108:], dst)
-	return b
-}
-
-// ppParse detects and parses the header in b, read one byte at a time if
-// slow.
-func ppParse(b []byte, slow bool) (*ProxyInfo, int, error) {
-	var r io.Reader = bytes.NewReader(b)
-	if slow {
-		r = iotest.OneByteReader(r)
-	}
-	p := &readerPeeker{r: r}
-	v := detectProxyHeader(p)
-	if v == 0 {
-		return nil, 0, nil
-	}
-	return parseProxyHeader(p, v)
-}
-
-var ppCRCHeader = ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1000, 443), true,
-	ProxyTLV{0x02, []byte("example.com")}, ProxyTLV{0x04, []byte{}})
-
-func TestProxyHeaderParse(t *testing.T) {
-	checkLeaks(t)
-	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
-	udp := func(s string) net.Addr { return net.UDPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
-	worstV1 := "PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n"
-	require.Len(t, worstV1, 107)
-	good := []struct {
-		name string
-		in   string
-		want ProxyInfo
-	}{
-		{"v1 tcp4", "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n",
-			ProxyInfo{Version: 1, Source: tcp("192.0.2.1:56324"), Destination: tcp("198.51.100.2:443")}},
-		{"v1 tcp6", "PROXY TCP6 2001:db8::1 ::ffff:198.51.100.2 0 65535\r\n",
-			ProxyInfo{Version: 1, Source: tcp("[2001:db8::1]:0"), Destination: tcp("[::ffff:198.51.100.2]:65535")}},
-		{"v1 unknown", "PROXY UNKNOWN\r\n", ProxyInfo{Version: 1}},
-		{"v1 unknown, longest", worstV1, ProxyInfo{Version: 1}},
-		{"v2 tcp4", string(ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1000, 443), false)),
-			ProxyInfo{Version: 2, Source: tcp("192.0.2.1:1000"), Destination: tcp("198.51.100.2:443")}},
-		{"v2 tcp6 tlvs crc", string(ppV2(0x21, 0x21, ppInet("2001:db8::1", "2001:db8::2", 1, 2), true,
-			ProxyTLV{0x05, []byte("id-1")}, ProxyTLV{0xEA, []byte("\x01vpce-1")})),
-			ProxyInfo{Version: 2, Source: tcp("[2001:db8::1]:1"), Destination: tcp("[2001:db8::2]:2"),
-				TLVs: []ProxyTLV{{0x05, []byte("id-1")}, {0xEA, []byte("\x01vpce-1")}, {0x03, nil}}}},
-		{"v2 udp4", string(ppV2(0x21, 0x12, ppInet("192.0.2.1", "198.51.100.2", 53, 53), false)),
-			ProxyInfo{Version: 2, Source: udp("192.0.2.1:53"), Destination: udp("198.51.100.2:53")}},
-		{"v2 unix", string(ppV2(0x21, 0x31, ppUnix("/run/src.sock", "/run/dst.sock"), false)),
-			ProxyInfo{Version: 2, Source: &net.UnixAddr{Name: "/run/src.sock", Net: "unix"}, Destination: &net.UnixAddr{Name: "/run/dst.sock", Net: "unix"}}},
-		{"v2 unixgram", string(ppV2(0x21, 0x32, ppUnix("a", "b"), false)),
-			ProxyInfo{Version: 2, Source: &net.UnixAddr{Name: "a", Net: "unixgram"}, Destination: &net.UnixAddr{Name: "b", Net: "unixgram"}}},
-		{"v2 unspec", string(ppV2(0x21, 0x00, nil, false, ProxyTLV{0x02, []byte("a")})),
-			ProxyInfo{Version: 2, TLVs: []ProxyTLV{{0x02, []byte("a")}}}},
-		{"v2 local", string(ppV2(0x20, 0x00, nil, false)), ProxyInfo{Version: 2}},
-		{"v2 local with addresses", string(ppV2(0x20, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false, ProxyTLV{0x05, []byte("x")})),
-			ProxyInfo{Version: 2, TLVs: []ProxyTLV{{0x05, []byte("x")}}}},
-		{"v2 local, bad family ignored", string(ppV2(0x20, 0x77, []byte{1, 2, 3}, false)), ProxyInfo{Version: 2}},
-		{"v2 local, bad TLVs ignored", string(ppV2(0x20, 0x00, []byte{1, 2}, false)), ProxyInfo{Version: 2}},
-		{"v2 crc", string(ppCRCHeader), ProxyInfo{Version: 2, Source: tcp("192.0.2.1:1000"), Destination: tcp("198.51.100.2:443"),
-			TLVs: []ProxyTLV{{0x02, []byte("example.com")}, {0x04, []byte{}}, {0x03, nil}}}},
-	}
-	for _, tc := range good {
-		for _, slow := range []bool{false, true} {
-			in := tc.in + "payload"
-			info, n, err := ppParse([]byte(in), slow)
-			require.NoError(t, err, tc.name)
-			require.NotNil(t, info, tc.name)
-			assert.Equal(t, len(tc.in), n, tc.name)
-			// The CRC's value is what it is: compare its type only.
-			for i, tlv := range info.TLVs {
-				if tlv.Type == proxyTLVCRC32C {
-					assert.Len(t, tlv.Value, 4)
-					info.TLVs[i].Value = nil
-				}
-			}
-			if len(tc.want.TLVs) == 0 {
-				tc.want.TLVs = nil
-			}
-			assert.Equal(t, tc.want, *info, tc.name)
-		}
-	}
-
-	// Not a header at all: nothing consumed.
-	for _, in := range []string{"", "P", "PROXY", "PROXYTCP4", "GET / HTTP/1.1\r\n", "\r\n\r\n\x00\r\nQUIT", "\r\n\r\n\x00\r\nQUIT\r"} {
-		info, n, err := ppParse([]byte(in), false)
-		assert.True(t, info == nil && n == 0 && err == nil, "%q", in)
-	}
-
-	badCRC := bytes.Clone(ppCRCHeader)
-	badCRC[len(badCRC)-1] ^= 1
-	bad := map[string]string{
-		"v1 no CR":              "PROXY TCP4 192.0.2.1 198.51.100.2 1 2\n",
-		"v1 protocol":           "PROXY TCP5 192.0.2.1 198.51.100.2 1 2\r\n",
-		"v1 lower case":         "PROXY tcp4 192.0.2.1 198.51.100.2 1 2\r\n",
-		"v1 empty":              "PROXY \r\n",
-		"v1 port too big":       "PROXY TCP4 192.0.2.1 198.51.100.2 65536 2\r\n",
-		"v1 port leading zero":  "PROXY TCP4 192.0.2.1 198.51.100.2 01 2\r\n",
-		"v1 port sign":          "PROXY TCP4 192.0.2.1 198.51.100.2 +1 2\r\n",
-		"v1 ip leading zero":    "PROXY TCP4 192.0.2.01 198.51.100.2 1 2\r\n",
-		"v1 ip family":          "PROXY TCP4 ::1 ::1 1 2\r\n",
-		"v1 ip family 6":        "PROXY TCP6 192.0.2.1 198.51.100.2 1 2\r\n",
-		"v1 zone":               "PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",
-		"v1 missing field":      "PROXY TCP4 192.0.2.1 198.51.100.2 1\r\n",
-		"v1 extra field":        "PROXY TCP4 192.0.2.1 198.51.100.2 1 2 3\r\n",
-		"v1 double space":       "PROXY TCP4 192.0.2.1  198.51.100.2 1 2\r\n",
-		"v1 trailing space":     "PROXY TCP4 192.0.2.1 198.51.100.2 1 2 \r\n",
-		"v1 too long":           "PROXY UNKNOWN " + strings.Repeat("x", 92) + "\r\n",
-		"v1 no CRLF":            "PROXY UNKNOWN " + strings.Repeat("x", 200),
-		"v2 version 1":          string(ppV2(0x11, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 version 3":          string(ppV2(0x31, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 command 2":          string(ppV2(0x22, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 family 4":           string(ppV2(0x21, 0x41, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 transport 3":        string(ppV2(0x21, 0x13, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 inet transport 0":   string(ppV2(0x21, 0x10, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 unspec transport 1": string(ppV2(0x21, 0x01, nil, false)),
-		"v2 inet too short":     string(ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2)[:11], false)),
-		"v2 inet6 too short":    string(ppV2(0x21, 0x21, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false)),
-		"v2 unix too short":     string(ppV2(0x21, 0x31, make([]byte, 215), false)),
-		"v2 tlv header short":   string(ppV2(0x21, 0x11, append(ppInet("192.0.2.1", "198.51.100.2", 1, 2), 0x02, 0), false)),
-		"v2 tlv value long":     string(ppV2(0x21, 0x11, append(ppInet("192.0.2.1", "198.51.100.2", 1, 2), 0x02, 0, 5, 'a'), false)),
-		"v2 crc length":         string(ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false, ProxyTLV{0x03, []byte{1, 2, 3}})),
-		"v2 crc mismatch":       string(badCRC),
-	}
-	for name, in := range bad {
-		for _, slow := range []bool{false, true} {
-			_, _, err := ppParse([]byte(in+"payload"), slow)
-			require.Error(t, err, name)
-			assert.ErrorIs(t, err, ErrProxyHeader, name)
-			assert.Contains(t, err.Error(), "malformed", name)
-		}
-	}
-	truncated := []string{
-		"PROXY TCP4 192.0.2.1",
-		"PROXY ",
-		proxyV2Sig,
-		proxyV2Sig + "\x21\x11\x00",
-		string(ppCRCHeader[:len(ppCRCHeader)-1]),
-	}
-	for _, in := range truncated {
-		_, _, err := ppParse([]byte(in), false)
-		require.Error(t, err, "%q", in)
-		assert.ErrorIs(t, err, ErrProxyHeader)
-		assert.ErrorIs(t, err, io.EOF)
-		assert.Contains(t, err.Error(), "truncated")
-	}
-}
+var ppCRCHeader = wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1000, 443), true,
+	wiretest.TLV{Type: 0x02, Value: []byte("example.com")}, wiretest.TLV{Type: 0x04, Value: []byte{}})
 
 func TestProxyTrusts(t *testing.T) {
 	checkLeaks(t)
@@ -261,7 +84,7 @@ func ppDescribe(c net.Conn) string {
 	if info, ok := ProxyHeader(c); ok {
 		v = info.Version
 		for _, x := range info.TLVs {
-			if x.Type == proxyTLVCRC32C {
+			if x.Type == proxyhdr.TLVCRC32C {
 				tlvs = append(tlvs, "03")
 				continue
 			}
@@ -307,8 +130,8 @@ var ppLoopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.Must
 func TestProxyProtocol(t *testing.T) {
 	checkLeaks(t)
 	addr, errs := ppMux(t, ProxyConfig{Trusted: ppLoopback})
-	v2 := func(verCmd, fam byte, addrs []byte, tlvs ...ProxyTLV) string {
-		return string(ppV2(verCmd, fam, addrs, false, tlvs...))
+	v2 := func(verCmd, fam byte, addrs []byte, tlvs ...wiretest.TLV) string {
+		return string(wiretest.ProxyV2(verCmd, fam, addrs, false, tlvs...))
 	}
 	cases := []struct {
 		name   string
@@ -324,14 +147,14 @@ func TestProxyProtocol(t *testing.T) {
 			"hello remote=192.0.2.1:1 local=198.51.100.2:2 v=1 tlvs="},
 		{"v2 tcp4 tlvs", []string{string(ppCRCHeader) + "hello\n"},
 			"hello remote=192.0.2.1:1000 local=198.51.100.2:443 v=2 tlvs=02:example.com,04:,03"},
-		{"v2 tcp6", []string{v2(0x21, 0x21, ppInet("2001:db8::1", "2001:db8::2", 3, 4)), "hello\n"},
+		{"v2 tcp6", []string{v2(0x21, 0x21, wiretest.ProxyInet("2001:db8::1", "2001:db8::2", 3, 4)), "hello\n"},
 			"hello remote=[2001:db8::1]:3 local=[2001:db8::2]:4 v=2 tlvs="},
-		{"v2 unix", []string{v2(0x21, 0x31, ppUnix("/run/a.sock", "/run/b.sock")) + "hello\n"},
+		{"v2 unix", []string{v2(0x21, 0x31, wiretest.ProxyUnix("/run/a.sock", "/run/b.sock")) + "hello\n"},
 			"hello remote=/run/a.sock local=/run/b.sock v=2 tlvs="},
-		{"v2 local", []string{v2(0x20, 0x00, nil, ProxyTLV{0x05, []byte("hc")}) + "hello\n"}, "v=2 tlvs=05:hc"},
+		{"v2 local", []string{v2(0x20, 0x00, nil, wiretest.TLV{Type: 0x05, Value: []byte("hc")}) + "hello\n"}, "v=2 tlvs=05:hc"},
 		{"v2 unspec", []string{v2(0x21, 0x00, nil) + "hello\n"}, "v=2 tlvs="},
-		{"v2 split", append(strings.Split(v2(0x21, 0x11, ppInet("192.0.2.9", "198.51.100.9", 9, 99))[:20], ""),
-			v2(0x21, 0x11, ppInet("192.0.2.9", "198.51.100.9", 9, 99))[20:], "hel", "lo\n"),
+		{"v2 split", append(strings.Split(v2(0x21, 0x11, wiretest.ProxyInet("192.0.2.9", "198.51.100.9", 9, 99))[:20], ""),
+			v2(0x21, 0x11, wiretest.ProxyInet("192.0.2.9", "198.51.100.9", 9, 99))[20:], "hel", "lo\n"),
 			"hello remote=192.0.2.9:9 local=198.51.100.9:99 v=2 tlvs="},
 		{"no header", []string{"hello\n"}, "v=0"},
 	}
@@ -357,8 +180,8 @@ func TestProxyProtocol(t *testing.T) {
 		"PROXY TCP4 192.0.2.1 198.51.100.2 1 2\nhello\n",
 		"PROXY TCP4 192.0.2.1 198.51.100.2 1 99999\r\nhello\n",
 		"PROXY UNKNOWN " + strings.Repeat("x", 100) + "\r\nhello\n",
-		v2(0x22, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2)) + "hello\n",
-		v2(0x21, 0x21, ppInet("192.0.2.1", "198.51.100.2", 1, 2)) + "hello\n",
+		v2(0x22, 0x11, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1, 2)) + "hello\n",
+		v2(0x21, 0x21, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1, 2)) + "hello\n",
 		string(ppCRCHeader[:len(ppCRCHeader)-1]) + "X" + "hello\n",
 	} {
 		got, _, _ := ppAsk(t, addr, in)
@@ -395,14 +218,14 @@ func TestProxyProtocolLimits(t *testing.T) {
 
 	// A header larger than the sniff limit.
 	addr, errs = ppMux(t, ProxyConfig{Trusted: ppLoopback}, MaxSniffBytes(100))
-	big := ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false, ProxyTLV{0x05, make([]byte, 100)})
+	big := wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1, 2), false, wiretest.TLV{Type: 0x05, Value: make([]byte, 100)})
 	got, _, _ := ppAsk(t, addr, string(big)+"hello\n")
 	assert.Empty(t, got)
 	err = nextErr(t, errs)
 	assert.ErrorIs(t, err, ErrProxyHeader)
 	assert.ErrorIs(t, err, ErrSniffLimit)
 	// One that fits.
-	small := ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1, 2), false, ProxyTLV{0x05, make([]byte, 10)})
+	small := wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1, 2), false, wiretest.TLV{Type: 0x05, Value: make([]byte, 10)})
 	got, _, _ = ppAsk(t, addr, string(small)+"hello\n")
 	assert.True(t, strings.HasPrefix(got, "hello remote=192.0.2.1:1 "), got)
 }
@@ -491,7 +314,7 @@ func TestProxyProtocolTLS(t *testing.T) {
 		TLSConfig: serverTLS(pki.leaf(t, "a", "a.example.com")),
 	}
 	serveHTTPS(t, httpsL, hs)
-	header := ppV2(0x21, 0x11, ppInet("192.0.2.1", "198.51.100.2", 1000, 443), true, ProxyTLV{0x02, []byte("a.example.com")})
+	header := wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1000, 443), true, wiretest.TLV{Type: 0x02, Value: []byte("a.example.com")})
 	tr := &http.Transport{
 		TLSClientConfig: clientTLS(pki.roots),
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
@@ -699,59 +522,4 @@ func ppRunHAProxy(t *testing.T, cfg, addr string) {
 			t.Fatal("haproxy did not start listening")
 		}
 	}
-}
-
-// FuzzProxyHeader checks the PROXY protocol parser: it never panics, reads
-// the same from any split of the input, stays within its bounds, and reads
-// back the version 1 header it would write for what it read.
-func FuzzProxyHeader(f *testing.F) {
-	checkLeaks(f)
-	f.Add(ppCRCHeader)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		info, n, err := ppParse(data, false)
-		info1, n1, err1 := ppParse(data, true)
-		if (err == nil) != (err1 == nil) || n != n1 {
-			t.Fatalf("whole input: %d %v, one byte per Read: %d %v", n, err, n1, err1)
-		}
-		require.Equal(t, info, info1)
-		if err != nil {
-			require.ErrorIs(t, err, ErrProxyHeader)
-			require.Nil(t, info)
-			return
-		}
-		require.LessOrEqual(t, n, len(data))
-		if info == nil {
-			require.Zero(t, n)
-			return
-		}
-		require.Equal(t, info.Source == nil, info.Destination == nil)
-		switch info.Version {
-		case 1:
-			require.LessOrEqual(t, n, proxyV1Max)
-			require.Nil(t, info.TLVs)
-		case 2:
-			require.GreaterOrEqual(t, n, proxyV2HdrLen)
-		default:
-			t.Fatalf("version %d", info.Version)
-		}
-		// Round trip of TCP addresses through a version 1 header.
-		src, ok1 := info.Source.(*net.TCPAddr)
-		dst, ok2 := info.Destination.(*net.TCPAddr)
-		if !ok1 || !ok2 || src.IP.To4() == nil != (dst.IP.To4() == nil) {
-			return
-		}
-		proto := "TCP4"
-		if src.IP.To4() == nil || len(src.AddrPort().Addr().AsSlice()) == 16 {
-			proto = "TCP6"
-		}
-		if (proto == "TCP6") != (len(dst.AddrPort().Addr().AsSlice()) == 16) {
-			return
-		}
-		line := fmt.Sprintf("PROXY %s %s %s %d %d\r\n", proto, src.AddrPort().Addr(), dst.AddrPort().Addr(), src.Port, dst.Port)
-		back, m, err := ppParse([]byte(line), false)
-		require.NoError(t, err, line)
-		require.Equal(t, len(line), m)
-		require.Equal(t, src.String(), back.Source.String())
-		require.Equal(t, dst.String(), back.Destination.String())
-	})
 }

@@ -10,6 +10,9 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/cmux-go/cmux/internal/h2"
+	ihpack "github.com/cmux-go/cmux/internal/hpack"
 )
 
 // A writer matcher that wraps the mux's reader but passes the mux's writer
@@ -43,10 +46,10 @@ func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
 	fr := http2.NewFramer(c, c)
 	require.NoError(t, fr.WriteSettings())
 	// The client waits for the server's SETTINGS: the mux's, once.
-	got := make([]byte, len(muxSettingsFrame))
+	got := make([]byte, len(h2.MuxSettings))
 	_, err = io.ReadFull(c, got)
 	require.NoError(t, err)
-	require.Equal(t, muxSettingsFrame, got)
+	require.Equal(t, h2.MuxSettings, got)
 
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
@@ -94,7 +97,7 @@ func TestHTTP2HeaderFieldManyFields(t *testing.T) {
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "application/grpc"}))
-	for range hpackMaxFields + 50 {
+	for range ihpack.MaxFields + 50 {
 		require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "x", Value: "y"}))
 	}
 	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))

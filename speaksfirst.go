@@ -51,7 +51,7 @@ func Silent(d time.Duration) Matcher {
 			s.builtin = true
 			return s.silentFor(d)
 		}
-		b, err := asPeeker(r).peek(1)
+		b, err := asPeeker(r).Peek(1)
 		return len(b) == 0 && isTimeoutErr(err)
 	}
 }

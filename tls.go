@@ -1,12 +1,15 @@
 package cmux
 
 import (
-	"crypto/tls"
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/cmux-go/cmux/internal/tlshello"
 )
 
+// The wire format is internal/tlshello's; this file holds the matchers.
+//
 // The TLS ClientHello matchers below (see "TLS" in the package
 // documentation) read the client's ClientHello, the first message of a
 // TLS handshake, without terminating TLS: the connection is delivered with
@@ -63,7 +66,7 @@ func TLSServerName(patterns ...string) Matcher {
 	}
 	return func(r io.Reader) bool {
 		return matchHello(r, func(hp *helloParse) bool {
-			name := hp.serverName
+			name := hp.ServerName
 			if n := len(name); n > 0 && name[n-1] == '.' {
 				name = name[:n-1]
 			}
@@ -102,16 +105,16 @@ func matchServerName(name []byte, p string) bool {
 func TLSALPN(protos ...string) Matcher {
 	return func(r io.Reader) bool {
 		return matchHello(r, func(hp *helloParse) bool {
-			list := cursor(hp.alpn)
-			for len(list) > 0 {
-				proto, _ := list.vec8()
+			found := false
+			hp.EachProto(func(proto []byte) bool {
 				for _, p := range protos {
 					if string(proto) == p {
-						return true
+						found = true
 					}
 				}
-			}
-			return false
+				return !found
+			})
+			return found
 		})
 	}
 }
@@ -126,7 +129,7 @@ func TLSALPN(protos ...string) Matcher {
 func TLSVersion(versions ...uint16) Matcher {
 	return func(r io.Reader) bool {
 		return matchHello(r, func(hp *helloParse) bool {
-			v := hp.maxVersion()
+			v := hp.MaxVersion()
 			for _, w := range versions {
 				if v == w {
 					return true
@@ -145,42 +148,20 @@ func matchHello(r io.Reader, f func(*helloParse) bool) bool {
 		c := s.conn
 		if c.hello == nil {
 			c.hello = getHelloParse()
-			c.hello.run(s)
+			c.hello.Run(s)
 		}
-		return c.hello.ok && f(c.hello)
+		return c.hello.OK && f(c.hello)
 	}
 	hp := getHelloParse()
 	defer putHelloParse(hp)
-	hp.run(asPeeker(r))
-	return hp.ok && f(hp)
+	hp.Run(asPeeker(r))
+	return hp.OK && f(hp)
 }
 
-const (
-	recordHeaderLen      = 5
-	recordTypeHandshake  = 22
-	handshakeClientHello = 1
-	// maxRecordLen bounds the length of a record that carries the
-	// ClientHello (crypto/tls accepts up to 2^14+2048).
-	maxRecordLen = 1<<14 + 2048
-	// maxHelloLen bounds the ClientHello message (crypto/tls's servers
-	// refuse longer handshake messages).
-	maxHelloLen = 1 << 16
-
-	extServerName        = 0
-	extALPN              = 16
-	extSupportedVersions = 43
-)
-
-// helloParse is the result of reading a connection's ClientHello. The
-// byte slices point into msg.
+// helloParse is a connection's ClientHello, as the TLS matchers share it.
 type helloParse struct {
-	ok            bool
-	msg           []byte // the handshake message, reassembled from records
-	serverName    []byte // host name of server_name; nil if none
-	alpn          []byte // ALPN protocol_name_list; nil if none
-	versions      []byte // supported_versions list; nil if none
-	legacyVersion uint16
-	pub           *ClientHelloInfo // built on demand by info
+	tlshello.Hello
+	pub *ClientHelloInfo // built on demand by info
 }
 
 var helloParsePool = sync.Pool{New: func() any { return new(helloParse) }}
@@ -188,258 +169,59 @@ var helloParsePool = sync.Pool{New: func() any { return new(helloParse) }}
 func getHelloParse() *helloParse { return helloParsePool.Get().(*helloParse) }
 
 func putHelloParse(hp *helloParse) {
-	msg := hp.msg[:0]
-	if cap(msg) > 16<<10 {
-		msg = nil
-	}
-	*hp = helloParse{msg: msg}
+	hp.Reset()
+	hp.pub = nil
 	helloParsePool.Put(hp)
 }
-
-// run reads and parses the ClientHello; hp.ok reports whether it is
-// well-formed.
-func (hp *helloParse) run(p peeker) {
-	body, ok := hp.read(p)
-	hp.ok = ok && hp.parse(body)
-}
-
-// read reassembles the ClientHello message from the handshake records at
-// the start of the connection and returns its body. It checks the first
-// record header's type and version (3.0 to 3.4) byte by byte, so that a
-// connection that is not TLS is ruled out on its first byte; like
-// crypto/tls, it ignores the version of the records that follow.
-func (hp *helloParse) read(p peeker) ([]byte, bool) {
-	hp.msg = hp.msg[:0]
-	off := 0
-	for first := true; ; first = false {
-		for i := range 3 {
-			b, _ := p.peek(off + i + 1)
-			if len(b) <= off+i {
-				return nil, false
-			}
-			c := b[off+i]
-			if i == 0 && c != recordTypeHandshake || first && (i == 1 && c != 3 || i == 2 && c > 4) {
-				return nil, false
-			}
-		}
-		b, _ := p.peek(off + recordHeaderLen)
-		if len(b) < off+recordHeaderLen {
-			return nil, false
-		}
-		n := int(b[off+3])<<8 | int(b[off+4])
-		if n == 0 || n > maxRecordLen {
-			return nil, false
-		}
-		off += recordHeaderLen
-		if b, _ = p.peek(off + n); len(b) < off+n {
-			return nil, false
-		}
-		hp.msg = append(hp.msg, b[off:off+n]...)
-		off += n
-		if len(hp.msg) < 4 {
-			continue
-		}
-		if hp.msg[0] != handshakeClientHello {
-			return nil, false
-		}
-		l := int(hp.msg[1])<<16 | int(hp.msg[2])<<8 | int(hp.msg[3])
-		if l > maxHelloLen {
-			return nil, false
-		}
-		if len(hp.msg) >= 4+l {
-			return hp.msg[4 : 4+l], true
-		}
-	}
-}
-
-// parse parses a ClientHello body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2).
-func (hp *helloParse) parse(body []byte) bool {
-	// The checks of the fields before the extensions are those of
-	// crypto/tls's servers, which accept, for one, an empty list of cipher
-	// suites at this stage.
-	s := cursor(body)
-	v, ok := s.u16()
-	if !ok {
-		return false
-	}
-	hp.legacyVersion = v
-	if _, ok = s.bytes(32); !ok { // random
-		return false
-	}
-	if _, ok = s.vec8(); !ok { // legacy_session_id
-		return false
-	}
-	if cs, ok := s.vec16(); !ok || len(cs)%2 != 0 {
-		return false
-	}
-	if _, ok = s.vec8(); !ok { // legacy_compression_methods
-		return false
-	}
-	if len(s) == 0 {
-		return true // no extensions (TLS 1.2 and older)
-	}
-	exts, ok := s.vec16()
-	if !ok || len(s) != 0 {
-		return false
-	}
-	var seen [3]bool
-	for len(exts) > 0 {
-		typ, ok1 := exts.u16()
-		data, ok2 := exts.vec16()
-		if !ok1 || !ok2 {
-			return false
-		}
-		var i int
-		switch typ {
-		case extServerName:
-			i, ok = 0, hp.parseServerName(data)
-		case extALPN:
-			i, ok = 1, hp.parseALPN(data)
-		case extSupportedVersions:
-			i, ok = 2, hp.parseVersions(data)
-		default:
-			continue
-		}
-		if !ok || seen[i] {
-			return false
-		}
-		seen[i] = true
-	}
-	return true
-}
-
-// parseServerName parses a server_name extension (RFC 6066 §3).
-func (hp *helloParse) parseServerName(data cursor) bool {
-	list, ok := data.vec16()
-	if !ok || len(data) != 0 || len(list) == 0 {
-		return false
-	}
-	for len(list) > 0 {
-		typ, ok1 := list.u8()
-		name, ok2 := list.vec16()
-		if !ok1 || !ok2 {
-			return false
-		}
-		if typ != 0 {
-			continue
-		}
-		if hp.serverName != nil || len(name) == 0 {
-			return false // one host_name at most, not empty
-		}
-		hp.serverName = name
-	}
-	return true
-}
-
-// parseALPN parses an application_layer_protocol_negotiation extension
-// (RFC 7301 §3.1).
-func (hp *helloParse) parseALPN(data cursor) bool {
-	list, ok := data.vec16()
-	if !ok || len(data) != 0 || len(list) == 0 {
-		return false
-	}
-	hp.alpn = list
-	for len(list) > 0 {
-		if proto, ok := list.vec8(); !ok || len(proto) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// parseVersions parses a ClientHello's supported_versions extension
-// (RFC 8446 §4.2.1).
-func (hp *helloParse) parseVersions(data cursor) bool {
-	list, ok := data.vec8()
-	if !ok || len(data) != 0 || len(list) < 2 || len(list)%2 != 0 {
-		return false
-	}
-	hp.versions = list
-	return true
-}
-
-// maxVersion returns the highest version the client supports.
-func (hp *helloParse) maxVersion() uint16 {
-	if hp.versions == nil {
-		return min(hp.legacyVersion, tls.VersionTLS12)
-	}
-	var m uint16
-	for i := 0; i+1 < len(hp.versions); i += 2 {
-		if v := uint16(hp.versions[i])<<8 | uint16(hp.versions[i+1]); !isGREASE(v) {
-			m = max(m, v)
-		}
-	}
-	return m
-}
-
-// isGREASE reports whether v is a GREASE value (RFC 8701).
-func isGREASE(v uint16) bool { return v&0x0f0f == 0x0a0a && v>>8 == v&0xff }
 
 // info returns the ClientHelloInfo of the parse, built on first use.
 func (hp *helloParse) info() *ClientHelloInfo {
 	if hp.pub != nil {
 		return hp.pub
 	}
-	ci := &ClientHelloInfo{ServerName: string(hp.serverName)}
-	for list := cursor(hp.alpn); len(list) > 0; {
-		proto, _ := list.vec8()
+	ci := &ClientHelloInfo{ServerName: string(hp.ServerName)}
+	hp.EachProto(func(proto []byte) bool {
 		ci.SupportedProtos = append(ci.SupportedProtos, string(proto))
-	}
-	if hp.versions == nil {
-		ci.SupportedVersions = []uint16{hp.maxVersion()}
-	}
-	for i := 0; i+1 < len(hp.versions); i += 2 {
-		if v := uint16(hp.versions[i])<<8 | uint16(hp.versions[i+1]); !isGREASE(v) {
-			ci.SupportedVersions = append(ci.SupportedVersions, v)
-		}
-	}
+		return true
+	})
+	hp.EachVersion(func(v uint16) { ci.SupportedVersions = append(ci.SupportedVersions, v) })
 	hp.pub = ci
 	return ci
 }
 
-// cursor reads the big-endian fields of a TLS structure.
-type cursor []byte
-
-func (c *cursor) bytes(n int) ([]byte, bool) {
-	if n > len(*c) {
-		*c = nil
-		return nil, false
+// lowerASCII returns s with ASCII upper-case letters in lower case.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
 	}
-	b := (*c)[:n:n]
-	*c = (*c)[n:]
-	return b, true
+	return s
 }
 
-func (c *cursor) u8() (byte, bool) {
-	b, ok := c.bytes(1)
-	if !ok {
-		return 0, false
+// equalFoldASCII reports whether b and s are equal without regard to ASCII
+// case.
+func equalFoldASCII(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
 	}
-	return b[0], true
-}
-
-func (c *cursor) u16() (uint16, bool) {
-	b, ok := c.bytes(2)
-	if !ok {
-		return 0, false
+	for i := range b {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
 	}
-	return uint16(b[0])<<8 | uint16(b[1]), true
-}
-
-// vec8 reads a vector with a one-byte length.
-func (c *cursor) vec8() (cursor, bool) {
-	n, ok := c.u8()
-	if !ok {
-		return nil, false
-	}
-	return c.bytes(int(n))
-}
-
-// vec16 reads a vector with a two-byte length.
-func (c *cursor) vec16() (cursor, bool) {
-	n, ok := c.u16()
-	if !ok {
-		return nil, false
-	}
-	return c.bytes(int(n))
+	return true
 }

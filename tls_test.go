@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,10 +17,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/iotest"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/cmux-go/cmux/internal/wiretest"
 )
 
 // thWait bounds every wait of the TLS and PROXY protocol tests.
@@ -107,255 +107,6 @@ func thAskRaw(t *testing.T, addr string, b []byte) string {
 	return strings.TrimSpace(line)
 }
 
-// thRecConn records what a TLS client writes; reads fail.
-type thRecConn struct {
-	net.Conn
-	buf bytes.Buffer
-}
-
-func (c *thRecConn) Write(p []byte) (int, error)      { return c.buf.Write(p) }
-func (c *thRecConn) Read([]byte) (int, error)         { return 0, io.EOF }
-func (c *thRecConn) Close() error                     { return nil }
-func (c *thRecConn) SetDeadline(time.Time) error      { return nil }
-func (c *thRecConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *thRecConn) SetWriteDeadline(time.Time) error { return nil }
-
-// thHello returns the ClientHello records crypto/tls's client sends with
-// cfg.
-func thHello(t testing.TB, cfg *tls.Config) []byte {
-	t.Helper()
-	c := &thRecConn{}
-	_ = tls.Client(c, cfg).Handshake()
-	require.NotZero(t, c.buf.Len())
-	return c.buf.Bytes()
-}
-
-// thRecords puts the handshake bytes msg into records of at most size
-// bytes each.
-func thRecords(msg []byte, size int) []byte {
-	var out []byte
-	for len(msg) > 0 {
-		k := min(size, len(msg))
-		out = append(out, recordTypeHandshake, 3, 1, byte(k>>8), byte(k))
-		out = append(out, msg[:k]...)
-		msg = msg[k:]
-	}
-	return out
-}
-
-// thMessages returns the handshake bytes of the records in b.
-func thMessages(t testing.TB, b []byte) []byte {
-	var msg []byte
-	for len(b) > 0 {
-		require.GreaterOrEqual(t, len(b), 5)
-		n := int(binary.BigEndian.Uint16(b[3:5]))
-		require.GreaterOrEqual(t, len(b), 5+n)
-		msg = append(msg, b[5:5+n]...)
-		b = b[5+n:]
-	}
-	return msg
-}
-
-// thParse parses the ClientHello in the bytes r reads.
-func thParse(r io.Reader) (*ClientHelloInfo, uint16, bool) {
-	hp := getHelloParse()
-	defer putHelloParse(hp)
-	hp.run(&readerPeeker{r: r})
-	if !hp.ok {
-		return nil, 0, false
-	}
-	return hp.info(), hp.maxVersion(), true
-}
-
-// thFeedConn feeds a TLS server the bytes r reads; writes are dropped.
-type thFeedConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (c *thFeedConn) Read(p []byte) (int, error)       { return c.r.Read(p) }
-func (c *thFeedConn) Write(p []byte) (int, error)      { return len(p), nil }
-func (c *thFeedConn) Close() error                     { return nil }
-func (c *thFeedConn) SetDeadline(time.Time) error      { return nil }
-func (c *thFeedConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *thFeedConn) SetWriteDeadline(time.Time) error { return nil }
-
-var errTHStop = errors.New("stop")
-
-// thGoHello returns what crypto/tls's server makes of the ClientHello in
-// b, or nil if it rejects it.
-func thGoHello(b []byte) *ClientHelloInfo {
-	var got *ClientHelloInfo
-	srv := tls.Server(&thFeedConn{r: bytes.NewReader(b)}, &tls.Config{GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
-		got = &ClientHelloInfo{ServerName: h.ServerName, SupportedProtos: h.SupportedProtos}
-		for _, v := range h.SupportedVersions {
-			if !isGREASE(v) {
-				got.SupportedVersions = append(got.SupportedVersions, v)
-			}
-		}
-		return nil, errTHStop
-	}})
-	_ = srv.Handshake()
-	return got
-}
-
-func TestTLSHelloParse(t *testing.T) {
-	checkLeaks(t)
-	cases := []struct {
-		name     string
-		cfg      *tls.Config
-		want     ClientHelloInfo
-		wantVers uint16
-	}{
-		{"sni", &tls.Config{ServerName: "a.example.com"},
-			ClientHelloInfo{ServerName: "a.example.com", SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12}}, tls.VersionTLS13},
-		{"alpn", &tls.Config{ServerName: "B.Example.COM", NextProtos: []string{"h2", "http/1.1"}},
-			ClientHelloInfo{ServerName: "B.Example.COM", SupportedProtos: []string{"h2", "http/1.1"}, SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12}}, tls.VersionTLS13},
-		{"tls12", &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS12},
-			ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS12, tls.VersionTLS11, tls.VersionTLS10}}, tls.VersionTLS12},
-		{"tls13only", &tls.Config{ServerName: "x", MinVersion: tls.VersionTLS13, NextProtos: []string{"acme-tls/1"}},
-			ClientHelloInfo{ServerName: "x", SupportedProtos: []string{"acme-tls/1"}, SupportedVersions: []uint16{tls.VersionTLS13}}, tls.VersionTLS13},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			hello := thHello(t, tc.cfg)
-			info, vers, ok := thParse(bytes.NewReader(hello))
-			require.True(t, ok)
-			assert.Equal(t, tc.want, *info)
-			assert.Equal(t, tc.wantVers, vers)
-			assert.Equal(t, info, thGoHello(hello), "crypto/tls's view")
-
-			// Split into records of any size, read one byte at a time.
-			msg := thMessages(t, hello)
-			for _, size := range []int{1, 2, 3, 4, 5, 7, 100, 511, len(msg) - 1} {
-				split := thRecords(msg, size)
-				info2, _, ok := thParse(iotest.OneByteReader(bytes.NewReader(split)))
-				require.True(t, ok, "records of %d bytes", size)
-				assert.Equal(t, info, info2, "records of %d bytes", size)
-				assert.Equal(t, info, thGoHello(split), "crypto/tls's view of records of %d bytes", size)
-			}
-			// Any truncation is no ClientHello.
-			for n := range len(hello) {
-				_, _, ok := thParse(bytes.NewReader(hello[:n]))
-				require.False(t, ok, "first %d bytes", n)
-			}
-		})
-	}
-}
-
-// thHelloMsg builds a ClientHello handshake message with the given
-// extensions (type, data pairs).
-func thHelloMsg(vers uint16, exts ...any) []byte {
-	body := binary.BigEndian.AppendUint16(nil, vers)
-	body = append(body, make([]byte, 32)...) // random
-	body = append(body, 0)                   // session id
-	body = append(body, 0, 2, 0x13, 0x01)    // cipher suites
-	body = append(body, 1, 0)                // compression
-	if len(exts) > 0 {
-		var e []byte
-		for i := 0; i+1 < len(exts); i += 2 {
-			e = binary.BigEndian.AppendUint16(e, uint16(exts[i].(int)))
-			d := exts[i+1].([]byte)
-			e = binary.BigEndian.AppendUint16(e, uint16(len(d)))
-			e = append(e, d...)
-		}
-		body = binary.BigEndian.AppendUint16(body, uint16(len(e)))
-		body = append(body, e...)
-	}
-	return append([]byte{handshakeClientHello, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
-}
-
-// thFixLen sets the length of the handshake message msg to what it has.
-func thFixLen(msg []byte) []byte {
-	n := len(msg) - 4
-	msg[1], msg[2], msg[3] = byte(n>>16), byte(n>>8), byte(n)
-	return msg
-}
-
-func thSNIExt(names ...string) []byte {
-	var l []byte
-	for _, n := range names {
-		l = append(l, 0)
-		l = binary.BigEndian.AppendUint16(l, uint16(len(n)))
-		l = append(l, n...)
-	}
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(l))), l...)
-}
-
-func thALPNExt(protos ...string) []byte {
-	var l []byte
-	for _, p := range protos {
-		l = append(l, byte(len(p)))
-		l = append(l, p...)
-	}
-	return append(binary.BigEndian.AppendUint16(nil, uint16(len(l))), l...)
-}
-
-func thVersExt(vs ...uint16) []byte {
-	b := []byte{byte(2 * len(vs))}
-	for _, v := range vs {
-		b = binary.BigEndian.AppendUint16(b, v)
-	}
-	return b
-}
-
-func TestTLSHelloParseHandBuilt(t *testing.T) {
-	checkLeaks(t)
-	ok := []struct {
-		name     string
-		msg      []byte
-		want     ClientHelloInfo
-		wantVers uint16
-	}{
-		{"no extensions", thHelloMsg(tls.VersionTLS11), ClientHelloInfo{SupportedVersions: []uint16{tls.VersionTLS11}}, tls.VersionTLS11},
-		{"grease", thHelloMsg(tls.VersionTLS12, extSupportedVersions, thVersExt(0x7a7a, tls.VersionTLS13, tls.VersionTLS12), extALPN, thALPNExt("h2")),
-			ClientHelloInfo{SupportedProtos: []string{"h2"}, SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12}}, tls.VersionTLS13},
-		{"unknown extension", thHelloMsg(tls.VersionTLS12, 0xfe0d, []byte{1, 2, 3}, extServerName, thSNIExt("a")),
-			ClientHelloInfo{ServerName: "a", SupportedVersions: []uint16{tls.VersionTLS12}}, tls.VersionTLS12},
-	}
-	for _, tc := range ok {
-		info, vers, good := thParse(bytes.NewReader(thRecords(tc.msg, 1<<14)))
-		require.True(t, good, tc.name)
-		assert.Equal(t, tc.want, *info, tc.name)
-		assert.Equal(t, tc.wantVers, vers, tc.name)
-	}
-
-	valid := thRecords(thHelloMsg(tls.VersionTLS12, extServerName, thSNIExt("a")), 1<<14)
-	oddSuites := thHelloMsg(tls.VersionTLS12)
-	oddSuites[4+2+32+1+1] = 3 // cipher_suites length
-	bad := map[string][]byte{
-		"not handshake":       append([]byte{23}, valid[1:]...),
-		"record version 2":    append([]byte{22, 2}, valid[2:]...),
-		"record version 3.5":  append([]byte{22, 3, 5}, valid[3:]...),
-		"server hello":        append(append([]byte(nil), valid[:5]...), append([]byte{2}, valid[6:]...)...),
-		"zero-length record":  append([]byte{22, 3, 1, 0, 0}, valid...),
-		"record too long":     {22, 3, 1, 0x48, 0x01},
-		"message too long":    thRecords([]byte{1, 1, 0, 1}, 100),
-		"two host names":      thRecords(thHelloMsg(tls.VersionTLS12, extServerName, thSNIExt("a", "b")), 1<<14),
-		"empty host name":     thRecords(thHelloMsg(tls.VersionTLS12, extServerName, thSNIExt("")), 1<<14),
-		"empty name list":     thRecords(thHelloMsg(tls.VersionTLS12, extServerName, []byte{0, 0}), 1<<14),
-		"duplicate sni":       thRecords(thHelloMsg(tls.VersionTLS12, extServerName, thSNIExt("a"), extServerName, thSNIExt("a")), 1<<14),
-		"empty alpn":          thRecords(thHelloMsg(tls.VersionTLS12, extALPN, thALPNExt("")), 1<<14),
-		"alpn list short":     thRecords(thHelloMsg(tls.VersionTLS12, extALPN, []byte{0, 5, 2, 'h', '2'}), 1<<14),
-		"odd versions":        thRecords(thHelloMsg(tls.VersionTLS12, extSupportedVersions, []byte{3, 3, 4, 3}), 1<<14),
-		"no versions":         thRecords(thHelloMsg(tls.VersionTLS12, extSupportedVersions, []byte{0}), 1<<14),
-		"trailing ext data":   thRecords(thHelloMsg(tls.VersionTLS12, extALPN, append(thALPNExt("h2"), 0)), 1<<14),
-		"extension too long":  thRecords(thHelloMsg(tls.VersionTLS12, extALPN, thALPNExt("h2"))[:50], 1<<14),
-		"trailing body bytes": thRecords(thFixLen(append(thHelloMsg(tls.VersionTLS12, extALPN, thALPNExt("h2")), 0)), 1<<14),
-		"alert between":       append(thRecords(thHelloMsg(tls.VersionTLS12)[:10], 10), 21, 3, 1, 0, 2, 2, 40),
-		"http":                []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
-		"ssl2":                {0x80, 0x2e, 0x01, 0x03, 0x01},
-		"empty":               {},
-		"header only":         valid[:5],
-		"odd cipher suites":   thRecords(oddSuites, 100),
-		"short body":          thRecords([]byte{1, 0, 0, 1, 3}, 100),
-	}
-	for name, b := range bad {
-		_, _, good := thParse(bytes.NewReader(b))
-		assert.False(t, good, name)
-	}
-}
-
 func TestTLSHelloServerNamePatterns(t *testing.T) {
 	checkLeaks(t)
 	cases := []struct {
@@ -383,13 +134,13 @@ func TestTLSHelloServerNamePatterns(t *testing.T) {
 	for _, tc := range cases {
 		var exts []any
 		if tc.name != "" {
-			exts = []any{extServerName, thSNIExt(tc.name)}
+			exts = []any{0, wiretest.SNIExt(tc.name)}
 		}
-		hello := thRecords(thHelloMsg(tls.VersionTLS12, exts...), 1<<14)
+		hello := wiretest.Records(wiretest.HelloMsg(tls.VersionTLS12, exts...), 1<<14)
 		got := TLSServerName("nomatch.test", tc.pattern)(bytes.NewReader(hello))
 		assert.Equal(t, tc.want, got, "pattern %q, name %q", tc.pattern, tc.name)
 	}
-	hello := thRecords(thHelloMsg(tls.VersionTLS12, extALPN, thALPNExt("spdy/3", "h2")), 1<<14)
+	hello := wiretest.Records(wiretest.HelloMsg(tls.VersionTLS12, 16, wiretest.ALPNExt("spdy/3", "h2")), 1<<14)
 	assert.True(t, TLSALPN("http/1.1", "h2")(bytes.NewReader(hello)))
 	assert.False(t, TLSALPN("http/1.1", "H2")(bytes.NewReader(hello)))
 	assert.False(t, TLSALPN()(bytes.NewReader(hello)))
@@ -457,7 +208,7 @@ func TestTLSHelloRouting(t *testing.T) {
 		[]byte("GET / HTTP/1.1\r\n\r\n"),
 		{0x16, 0x03, 0x01},
 		{0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0, 0, 1, 0},
-		thHello(t, cfg("a.example.com", nil, 0))[:100],
+		wiretest.ClientHello(cfg("a.example.com", nil, 0))[:100],
 	} {
 		assert.Equal(t, fmt.Sprintf("raw %x", b), thAskRaw(t, addr, b))
 	}
@@ -547,7 +298,7 @@ func thSplitRelay(t *testing.T, addr string, size int) string {
 		if _, err := io.ReadFull(c, body); err != nil {
 			return
 		}
-		out := thRecords(body, size)
+		out := wiretest.Records(body, size)
 		// The first pieces one by one, with pauses, then the rest.
 		for i := 0; i < 12 && len(out) > 0; i++ {
 			k := min(len(out), 1+i%4)
@@ -610,7 +361,7 @@ func TestTLSHelloSniffLimit(t *testing.T) {
 		protos = append(protos, fmt.Sprintf("protocol-number-%03d", i))
 	}
 	cfg := &tls.Config{ServerName: "a.example.com", NextProtos: protos, InsecureSkipVerify: true}
-	require.Greater(t, len(thHello(t, cfg)), 2048)
+	require.Greater(t, len(wiretest.ClientHello(cfg)), 2048)
 	for _, limit := range []int{1024, DefaultMaxSniffBytes} {
 		m, addr, _ := thServedMux(t, MaxSniffBytes(limit))
 		pki := newTestPKI(t)
@@ -734,78 +485,4 @@ func TestTLSHelloH2AndHTTPS(t *testing.T) {
 	assert.Equal(t, "HTTP/2.0 h2 admin.example.com -", get(&http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
 		ServerName: "admin.example.com", RootCAs: pki.roots,
 	}}))
-}
-
-// thFuzzParse parses the ClientHello in b with the internal parse.
-func thFuzzParse(r io.Reader) (ok bool, info ClientHelloInfo, maxVers uint16, hasVersions bool) {
-	hp := getHelloParse()
-	defer putHelloParse(hp)
-	hp.run(&readerPeeker{r: r})
-	if !hp.ok {
-		return false, info, 0, false
-	}
-	return true, *hp.info(), hp.maxVersion(), hp.versions != nil
-}
-
-// thHelloPrefix returns the handshake message at the start of the records
-// in b (b holds a well-formed ClientHello).
-func thHelloPrefix(b []byte) []byte {
-	var msg []byte
-	for len(msg) < 4 || len(msg) < 4+(int(msg[1])<<16|int(msg[2])<<8|int(msg[3])) {
-		n := int(binary.BigEndian.Uint16(b[3:5]))
-		msg = append(msg, b[5:5+n]...)
-		b = b[5+n:]
-	}
-	return msg[:4+(int(msg[1])<<16|int(msg[2])<<8|int(msg[3]))]
-}
-
-// FuzzTLSClientHello checks the ClientHello parser: it never panics, reads
-// the same from any split of the input, reads the same message however it
-// is put into records, and reads what crypto/tls's server reads whenever
-// crypto/tls accepts the ClientHello.
-func FuzzTLSClientHello(f *testing.F) {
-	checkLeaks(f)
-	for _, cfg := range []*tls.Config{
-		{ServerName: "a.example.com", NextProtos: []string{"h2", "http/1.1"}},
-		{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, MinVersion: tls.VersionTLS10},
-	} {
-		f.Add(thHello(f, cfg))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		ok, info, vers, hasVers := thFuzzParse(bytes.NewReader(data))
-		ok1, info1, vers1, _ := thFuzzParse(iotest.OneByteReader(bytes.NewReader(data)))
-		if ok != ok1 || vers != vers1 {
-			t.Fatalf("whole input: %v %#x, one byte per Read: %v %#x", ok, vers, ok1, vers1)
-		}
-		require.Equal(t, info, info1)
-		if ok {
-			msg := thHelloPrefix(data)
-			for _, size := range []int{1, 5, 1 << 14} {
-				okR, infoR, versR, _ := thFuzzParse(bytes.NewReader(thRecords(msg, size)))
-				require.True(t, okR, "records of %d bytes", size)
-				require.Equal(t, info, infoR)
-				require.Equal(t, vers, versR)
-			}
-		}
-		// Where crypto/tls accepts a ClientHello (and the first record
-		// header is one the parser takes: type 22, version 3.0 to 3.4),
-		// the parser reads the same.
-		if len(data) < 3 || data[0] != recordTypeHandshake || data[1] != 3 || data[2] > 4 {
-			return
-		}
-		goInfo := thGoHello(data)
-		if goInfo == nil {
-			return
-		}
-		require.True(t, ok, "crypto/tls accepts it, the parser does not")
-		require.Equal(t, goInfo.ServerName, info.ServerName)
-		require.Equal(t, goInfo.SupportedProtos, info.SupportedProtos)
-		if hasVers {
-			require.Equal(t, goInfo.SupportedVersions, info.SupportedVersions)
-		} else if len(goInfo.SupportedVersions) > 0 {
-			// crypto/tls lists the versions it knows up to the version
-			// field; the parser caps that field at TLS 1.2.
-			require.Equal(t, min(goInfo.SupportedVersions[0], tls.VersionTLS12), vers)
-		}
-	})
 }

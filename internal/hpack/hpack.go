@@ -21,7 +21,7 @@ var (
 	errHPACKIndex          = fmt.Errorf("%w: invalid table index", errHPACK)
 	errHPACKTableSize      = fmt.Errorf("%w: dynamic table size update above %d", errHPACK, hpackMaxTableSize)
 	errHPACKLateSizeUpdate = fmt.Errorf("%w: dynamic table size update after a header field", errHPACK)
-	ErrTooManyFields       = fmt.Errorf("%w: more than %d header fields", errHPACK, hpackMaxFields)
+	ErrTooManyFields       = fmt.Errorf("%w: more than %d header fields", errHPACK, MaxFields)
 )
 
 const (
@@ -29,8 +29,8 @@ const (
 	// SETTINGS_HEADER_TABLE_SIZE (RFC 7540 §6.5.2), which is in force for the
 	// first header block of a connection.
 	hpackMaxTableSize = 4096
-	// hpackMaxFields bounds the number of fields in one header block.
-	hpackMaxFields = 256
+	// MaxFields bounds the number of fields in one header block.
+	MaxFields = 256
 	// hpackEntryOverhead is the per-entry overhead of RFC 7541 §4.1.
 	hpackEntryOverhead = 32
 	// hpackMaxRetainedArena is the largest arena capacity that reset keeps,
@@ -105,7 +105,7 @@ func (d *Decoder) Decode(block []byte) error {
 		switch b := p[0]; {
 		case b&0xe0 == 0x20: // Dynamic Table Size Update, §6.3.
 			p, err = d.sizeUpdate(p)
-		case len(d.fields) == hpackMaxFields:
+		case len(d.fields) == MaxFields:
 			return ErrTooManyFields
 		case b&0x80 != 0: // Indexed Header Field, §6.1.
 			p, err = d.indexed(p)

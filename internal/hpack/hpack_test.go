@@ -142,7 +142,7 @@ func TestHPACKDecode(t *testing.T) {
 			[]xhpack.HeaderField{hf("a", "b"), hf("cc", "d"), hf(":method", "GET")}},
 		{"grpc", hex.EncodeToString(encodeBlock(t, grpcFields...)), grpcFields},
 		{"huffman", hex.EncodeToString(encodeBlock(t, huffmanFields...)), huffmanFields},
-		{"256 fields", strings.Repeat("82", hpackMaxFields), repeatField(hf(":method", "GET"), hpackMaxFields)},
+		{"256 fields", strings.Repeat("82", MaxFields), repeatField(hf(":method", "GET"), MaxFields)},
 	}
 	var d Decoder
 	for _, tt := range tests {
@@ -210,7 +210,7 @@ func TestHPACKDecodeErrors(t *testing.T) {
 		{"table size above 4096", "3fe21f", errHPACKTableSize},
 		{"size update after field", "82 20", errHPACKLateSizeUpdate},
 		{"size update after literal", "4001 6101 62 3fe11f", errHPACKLateSizeUpdate},
-		{"too many fields", strings.Repeat("82", hpackMaxFields+1), ErrTooManyFields},
+		{"too many fields", strings.Repeat("82", MaxFields+1), ErrTooManyFields},
 	}
 	var d Decoder
 	for _, tt := range tests {
@@ -414,7 +414,7 @@ func BenchmarkHPACKDecodeGRPC(b *testing.B) {
 //   - A dynamic table size update after a field representation. RFC 7541
 //     §4.2 allows updates only at the beginning of a block; the reference
 //     decoder only enforces that while its dynamic table is non-empty.
-//   - More than hpackMaxFields fields; the reference decoder has no limit.
+//   - More than MaxFields fields; the reference decoder has no limit.
 //
 // In both cases the fields decoded before the error must match the
 // reference decoder's.
@@ -441,7 +441,7 @@ func FuzzHPACKBlock(f *testing.F) {
 			t.Fatalf("decode accepted %v; reference decoder: %v", got, refErr)
 		case refErr == nil:
 			allowed := errors.Is(err, errHPACKLateSizeUpdate) ||
-				errors.Is(err, ErrTooManyFields) && len(want) > hpackMaxFields
+				errors.Is(err, ErrTooManyFields) && len(want) > MaxFields
 			if !allowed || len(got) > len(want) || !slices.Equal(got, want[:len(got)]) {
 				t.Fatalf("decode = %v, %v; reference decoder accepted %v", got, err, want)
 			}
