@@ -2,9 +2,9 @@ module github.com/cmux-go/cmux
 
 go 1.22.0
 
-require golang.org/x/net v0.1.0
-
 require (
-	golang.org/x/crypto v0.1.0 // indirect
-	golang.org/x/text v0.4.0 // indirect
+	golang.org/x/crypto v0.1.0
+	golang.org/x/net v0.1.0
 )
+
+require golang.org/x/text v0.4.0 // indirect

@@ -115,7 +115,7 @@ type connH2 struct {
 	// after ackNotBefore bytes had arrived.
 	wroteSettings bool
 	ackNotBefore  int
-	ack           h2.AckFilter       // drops the client's ACK of the mux's SETTINGS; under MuxConn.rmu
+	ack           h2.AckFilter        // drops the client's ACK of the mux's SETTINGS; under MuxConn.rmu
 	settings      h2.SettingsRewriter // fixes the server's first SETTINGS; under MuxConn.wmu
 }
 

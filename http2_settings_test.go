@@ -1,0 +1,362 @@
+package cmux
+
+//lint:file-ignore SA1019 the tests drive the x/net/http2 server and client on purpose: users run them, and the mux must work with them.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/cmux-go/cmux/internal/h2"
+	"github.com/cmux-go/cmux/internal/wiretest"
+)
+
+// This file tests the SETTINGS frame the mux writes, as a hand-written
+// HTTP/2 client sees it.
+
+// ---------------------------------------------------------------------------
+// The mux's SETTINGS frame, seen by a hand-written client.
+
+// h2Conn is a hand-written HTTP/2 client connection.
+type h2Conn struct {
+	t    *testing.T
+	c    net.Conn
+	fr   *http2.Framer
+	hbuf bytes.Buffer
+	enc  *hpack.Encoder
+
+	settings [][]byte // payloads of the server's non-ACK SETTINGS frames
+	acks     int      // SETTINGS ACK frames received
+}
+
+func h2Dial(t *testing.T, addr string) *h2Conn {
+	c, err := net.DialTimeout("tcp", addr, h2Timeout)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	require.NoError(t, c.SetDeadline(time.Now().Add(h2Timeout)))
+	hc := &h2Conn{t: t, c: c, fr: http2.NewFramer(c, c)}
+	hc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	hc.enc = hpack.NewEncoder(&hc.hbuf)
+	return hc
+}
+
+func (hc *h2Conn) write(b []byte) {
+	hc.t.Helper()
+	_, err := hc.c.Write(b)
+	require.NoError(hc.t, err)
+}
+
+// request returns a HEADERS frame of a GET of path, with header fields kv.
+func (hc *h2Conn) request(stream uint32, path string, kv ...string) []byte {
+	hc.hbuf.Reset()
+	fields := append([]string{":method", "GET", ":scheme", "http", ":authority", "cmux.test", ":path", path}, kv...)
+	for i := 0; i+1 < len(fields); i += 2 {
+		require.NoError(hc.t, hc.enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}))
+	}
+	return wiretest.Frame(h2.FrameHeaders, h2.FlagEndHeaders|0x1, stream, hc.hbuf.Bytes())
+}
+
+// readExactly reads len(want) bytes and checks them.
+func (hc *h2Conn) readExactly(want []byte) {
+	hc.t.Helper()
+	got := make([]byte, len(want))
+	_, err := io.ReadFull(hc.c, got)
+	require.NoError(hc.t, err)
+	require.Equal(hc.t, want, got)
+}
+
+// readNothing checks that nothing arrives for a while.
+func (hc *h2Conn) readNothing(d time.Duration) {
+	hc.t.Helper()
+	require.NoError(hc.t, hc.c.SetReadDeadline(time.Now().Add(d)))
+	var b [64]byte
+	n, err := hc.c.Read(b[:])
+	require.Zero(hc.t, n, "unexpected bytes %x", b[:n])
+	var ne net.Error
+	require.True(hc.t, errors.As(err, &ne) && ne.Timeout(), "unexpected read error %v", err)
+	require.NoError(hc.t, hc.c.SetReadDeadline(time.Now().Add(h2Timeout)))
+}
+
+// readUntil reads frames, ACKing the server's SETTINGS and counting them
+// and its ACKs, until done says so.
+func (hc *h2Conn) readUntil(what string, done func(http2.Frame) bool) {
+	hc.t.Helper()
+	for range 1000 {
+		f, err := hc.fr.ReadFrame()
+		require.NoError(hc.t, err, "reading until %s", what)
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if f.IsAck() {
+				hc.acks++
+				break
+			}
+			var p []byte
+			_ = f.ForeachSetting(func(s http2.Setting) error {
+				p = binary.BigEndian.AppendUint16(p, uint16(s.ID))
+				p = binary.BigEndian.AppendUint32(p, s.Val)
+				return nil
+			})
+			hc.settings = append(hc.settings, p)
+			hc.write(wiretest.SettingsAck())
+		case *http2.GoAwayFrame:
+			hc.t.Fatalf("GOAWAY %v %q", f.ErrCode, f.DebugData())
+		case *http2.RSTStreamFrame:
+			hc.t.Fatalf("RST_STREAM %v on stream %d", f.ErrCode, f.StreamID)
+		}
+		if done(f) {
+			return
+		}
+	}
+	hc.t.Fatalf("no %s", what)
+}
+
+// readResponse reads frames up to the end of the response on stream and
+// returns its status and body.
+func (hc *h2Conn) readResponse(stream uint32) (status, body string) {
+	hc.t.Helper()
+	hc.readUntil("end of response", func(f http2.Frame) bool {
+		switch f := f.(type) {
+		case *http2.MetaHeadersFrame:
+			if f.StreamID == stream {
+				status = f.PseudoValue("status")
+			}
+		case *http2.DataFrame:
+			if f.StreamID == stream {
+				body += string(f.Data())
+				return f.StreamEnded()
+			}
+		}
+		return false
+	})
+	return status, body
+}
+
+// ping sends a PING and reads up to its ACK: the server has then answered
+// every frame sent before it.
+func (hc *h2Conn) ping() {
+	hc.t.Helper()
+	data := []byte("cmuxping")
+	hc.write(wiretest.Frame(h2.FramePing, 0, 0, data))
+	hc.readUntil("PING ACK", func(f http2.Frame) bool {
+		p, ok := f.(*http2.PingFrame)
+		return ok && p.IsAck() && string(p.Data[:]) == string(data)
+	})
+}
+
+func (hc *h2Conn) readUntilGoAway() *http2.GoAwayFrame {
+	hc.t.Helper()
+	for range 1000 {
+		f, err := hc.fr.ReadFrame()
+		require.NoError(hc.t, err)
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			return ga
+		}
+	}
+	hc.t.Fatal("no GOAWAY")
+	return nil
+}
+
+// TestH2MuxSettingsAtMostOnce: whatever the number of header matchers and
+// of client SETTINGS, the mux writes one SETTINGS frame, then the real
+// server's come, and the server gets neither the ACK of the mux's frame nor
+// a second frame of the mux.
+func TestH2MuxSettingsAtMostOnce(t *testing.T) {
+	checkLeaks(t)
+	ss := HTTP2MatchHeaderFieldSendSettings
+	chains := []struct {
+		name  string
+		build func(m CMux) map[string]net.Listener
+	}{
+		{"three writers", func(m CMux) map[string]net.Listener {
+			return map[string]net.Listener{
+				"a":   m.MatchWithWriters(ss(h2CT, "application/a")),
+				"b":   m.MatchWithWriters(ss(h2CT, "application/b")),
+				"c":   m.MatchWithWriters(ss(h2CT, "application/c")),
+				"any": m.Match(Any()),
+			}
+		}},
+		{"three writers in one call", func(m CMux) map[string]net.Listener {
+			return map[string]net.Listener{
+				"c":   m.MatchWithWriters(ss(h2CT, "application/a"), ss(h2CT, "application/b"), ss(h2CT, "application/c")),
+				"any": m.Match(Any()),
+			}
+		}},
+		{"writer, plain, writer prefix", func(m CMux) map[string]net.Listener {
+			return map[string]net.Listener{
+				"a":   m.MatchWithWriters(ss(h2CT, "application/a")),
+				"b":   m.Match(HTTP2HeaderField(h2CT, "application/b")),
+				"c":   m.MatchWithWriters(HTTP2MatchHeaderFieldPrefixSendSettings(h2CT, "application/c")),
+				"any": m.Match(Any()),
+			}
+		}},
+		{"three plain", func(m CMux) map[string]net.Listener {
+			return map[string]net.Listener{
+				"a":   m.Match(HTTP2HeaderField(h2CT, "application/a")),
+				"b":   m.Match(HTTP2HeaderFieldPrefix(h2CT, "application/b")),
+				"c":   m.Match(HTTP2HeaderField(h2CT, "application/c")),
+				"any": m.Match(Any()),
+			}
+		}},
+	}
+	for _, ch := range chains {
+		for _, srv := range h2ServerKinds {
+			t.Run(ch.name+"/"+srv, func(t *testing.T) {
+				checkLeaks(t)
+				logs := h2CheckServerLog(t)
+				var ls map[string]net.Listener
+				addr := h2ServeMux(t, func(m CMux) { ls = ch.build(m) })
+				for name, l := range ls {
+					h2ServeREST(t, srv, l, name, logs, nil)
+				}
+				c := h2Dial(t, addr)
+				// SETTINGS, a pause, another SETTINGS, a pause, the ACK of
+				// the mux's frame, a pause, a third SETTINGS and the request.
+				c.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings(0x4, 1<<20)))
+				c.readExactly(h2.MuxSettings)
+				c.readNothing(100 * time.Millisecond)
+				c.write(wiretest.Settings(0x6, 1<<16))
+				c.readNothing(100 * time.Millisecond)
+				c.write(wiretest.SettingsAck())
+				c.readNothing(100 * time.Millisecond)
+				c.write(wiretest.Cat(wiretest.Settings(0x2, 0), c.request(1, "/one", h2CT, "application/c")))
+				status, body := c.readResponse(1)
+				require.Equal(t, "200", status)
+				require.Equal(t, "c HTTP/2.0 /one\n", body)
+				for i, p := range []string{"/two", "/three"} {
+					c.write(c.request(uint32(3+2*i), p, h2CT, "application/c"))
+					_, body = c.readResponse(uint32(3 + 2*i))
+					require.Equal(t, "c HTTP/2.0 "+p+"\n", body)
+				}
+				c.ping()
+				require.Len(t, c.settings, 1, "SETTINGS frames after the mux's")
+				v, ok := settingValue(c.settings[0], 0x9)
+				require.True(t, !ok || v == 1, "SETTINGS_NO_RFC7540_PRIORITIES = %d", v)
+				// x/net/http2 servers ACK SETTINGS frames that arrive
+				// together once.
+				require.True(t, 1 <= c.acks && c.acks <= 3, "%d ACKs of the client's 3 SETTINGS", c.acks)
+			})
+		}
+	}
+}
+
+// TestH2NoMuxSettings: the mux writes nothing to a connection that is not
+// HTTP/2 or has not sent a SETTINGS frame yet, nor in reply to an ACK.
+func TestH2NoMuxSettings(t *testing.T) {
+	checkLeaks(t)
+	ss := HTTP2MatchHeaderFieldSendSettings
+	start := func(t *testing.T) string {
+		logs := &syncBuffer{}
+		var ls map[string]net.Listener
+		addr := h2ServeMux(t, func(m CMux) {
+			ls = map[string]net.Listener{
+				"a":    m.MatchWithWriters(ss(h2CT, "application/a")),
+				"b":    m.MatchWithWriters(ss(h2CT, "application/b")),
+				"c":    m.Match(HTTP2HeaderField(h2CT, "application/c")),
+				"h1":   m.Match(HTTP1Fast()),
+				"rest": m.Match(Any()),
+			}
+		})
+		for name, l := range ls {
+			h2ServeREST(t, h2SrvProtocols, l, name, logs, nil)
+		}
+		return addr
+	}
+	pre := []byte(h2.Preface)
+
+	t.Run("http1", func(t *testing.T) {
+		checkLeaks(t)
+		c := h2Dial(t, start(t))
+		c.write([]byte("GET /h1 HTTP/1.1\r\nHost: x\r\n"))
+		c.readNothing(150 * time.Millisecond)
+		c.write([]byte("\r\n"))
+		resp, err := http.ReadResponse(bufio.NewReader(c.c), nil)
+		require.NoError(t, err)
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 100))
+		require.NoError(t, err)
+		require.Equal(t, "h1 HTTP/1.1 /h1\n", string(body))
+	})
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"partial preface", pre[:10]},
+		{"preface", pre},
+		{"SETTINGS header only", wiretest.Cat(pre, wiretest.Settings(0x4, 1<<20)[:h2.FrameHeaderLen])},
+		{"SETTINGS cut in its payload", wiretest.Cat(pre, wiretest.Settings(0x4, 1<<20, 0x3, 10)[:14])},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			c := h2Dial(t, start(t))
+			c.write(tc.in)
+			c.readNothing(150 * time.Millisecond)
+		})
+	}
+	t.Run("SETTINGS completed later", func(t *testing.T) {
+		// The control of the cases above: once the SETTINGS frame is
+		// whole, the mux writes.
+		checkLeaks(t)
+		c := h2Dial(t, start(t))
+		s := wiretest.Settings(0x4, 1<<20, 0x3, 10)
+		c.write(wiretest.Cat(pre, s[:14]))
+		c.readNothing(100 * time.Millisecond)
+		c.write(s[14:])
+		c.readExactly(h2.MuxSettings)
+	})
+	t.Run("ACK first", func(t *testing.T) {
+		// Not a valid start: no header matcher answers it; the Go server
+		// behind Any() speaks first.
+		checkLeaks(t)
+		c := h2Dial(t, start(t))
+		c.write(wiretest.Cat(pre, wiretest.SettingsAck()))
+		f, err := c.fr.ReadFrame()
+		require.NoError(t, err)
+		sf, ok := f.(*http2.SettingsFrame)
+		require.True(t, ok, "first frame %v", f)
+		require.False(t, sf.IsAck())
+		require.NotEqual(t, 1, sf.NumSettings(), "looks like the mux's SETTINGS")
+	})
+}
+
+// TestH2NoMuxSettingsForCompleteFirstFlight: a client whose first flight
+// holds its HEADERS gets no SETTINGS from the mux, only the server's.
+func TestH2NoMuxSettingsForCompleteFirstFlight(t *testing.T) {
+	checkLeaks(t)
+	for _, ch := range h2Chains {
+		for _, srv := range h2ServerKinds {
+			t.Run(ch.name+"/"+srv, func(t *testing.T) {
+				checkLeaks(t)
+				addr := ch.serve(t, srv)
+				c := h2Dial(t, addr)
+				c.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings(0x4, 1<<20), wiretest.WindowUpdate(0, 1<<20), c.request(1, "/x")))
+				// The first frame is the server's SETTINGS.
+				var hdr [h2.FrameHeaderLen]byte
+				_, err := io.ReadFull(c.c, hdr[:])
+				require.NoError(t, err)
+				payload := make([]byte, int(hdr[0])<<16|int(hdr[1])<<8|int(hdr[2]))
+				_, err = io.ReadFull(c.c, payload)
+				require.NoError(t, err)
+				first := wiretest.Cat(hdr[:], payload)
+				require.NotEqual(t, h2.MuxSettings, first, "the mux wrote SETTINGS")
+				h2CheckServerPreface(t, first, false)
+				c.write(wiretest.SettingsAck())
+				_, body := c.readResponse(1)
+				require.Equal(t, "rest HTTP/2.0 /x\n", body)
+				c.write(c.request(3, "/y"))
+				_, body = c.readResponse(3)
+				require.Equal(t, "rest HTTP/2.0 /y\n", body)
+				c.ping()
+				require.Empty(t, c.settings, "a second SETTINGS frame")
+				require.Equal(t, 1, c.acks, "ACKs of the client's SETTINGS")
+			})
+		}
+	}
+}
