@@ -61,8 +61,9 @@ func NewReader(r io.Reader, limit int) *Reader { return &Reader{r: r, limit: lim
 // Buffered returns the bytes read so far.
 func (p *Reader) Buffered() []byte { return p.buf }
 
-// Peek returns the first n bytes of r; past the limit, the limit's bytes and
-// ErrLimit.
+// Peek returns the first n bytes of r, n at most the limit (a larger n
+// counts as the limit); if fewer can be had, all there are and the error
+// that stopped the reads.
 func (p *Reader) Peek(n int) ([]byte, error) {
 	n = min(n, p.limit)
 	for len(p.buf) < n && p.err == nil {
