@@ -8,6 +8,9 @@ go 1.22.0
 
 require github.com/cmux-go/cmux v0.0.0-00010101000000-000000000000
 
-require golang.org/x/net v0.1.0 // indirect
+require (
+	golang.org/x/crypto v0.1.0 // indirect
+	golang.org/x/net v0.1.0 // indirect
+)
 
 replace github.com/cmux-go/cmux => ../

@@ -1,7 +1,8 @@
 // Package etcd runs the real etcd server (go.etcd.io/etcd/server/v3, whose
 // client and peer listeners are multiplexed with github.com/soheilhy/cmux)
 // with github.com/cmux-go/cmux in place of soheilhy/cmux: go.mod replaces
-// github.com/soheilhy/cmux by the repository root.
+// github.com/soheilhy/cmux by the shim module in /soheilhy, over the
+// repository root.
 package etcd
 
 import (

@@ -1,10 +1,12 @@
 module github.com/cmux-go/cmux/compat/etcd
 
 // The real etcd server with github.com/cmux-go/cmux in place of
-// github.com/soheilhy/cmux. A directory replace may name a module whose
-// go.mod declares another path; "go mod tidy" then needs -e, because the
-// root module's own tests import it as github.com/cmux-go/cmux, which cannot
-// be replaced by the same directory a second time.
+// github.com/soheilhy/cmux, through the shim module in ../../soheilhy (whose
+// go.mod says module github.com/soheilhy/cmux). A directory replace of
+// github.com/soheilhy/cmux by the repository root no longer builds: the root
+// package imports its internal packages (github.com/cmux-go/cmux/internal/...),
+// which a package loaded as github.com/soheilhy/cmux may not import.
+// "go mod tidy" needs -e when github.com/cmux-go/cmux cannot be downloaded.
 
 go 1.26.0
 
@@ -17,6 +19,7 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/cmux-go/cmux v0.0.0-00010101000000-000000000000 // indirect
 	github.com/coreos/go-semver v0.3.1 // indirect
 	github.com/coreos/go-systemd/v22 v22.7.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
@@ -72,4 +75,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
-replace github.com/soheilhy/cmux => ../..
+replace (
+	github.com/cmux-go/cmux => ../..
+	github.com/soheilhy/cmux => ../../soheilhy
+)
