@@ -29,9 +29,10 @@ const maxClasses = 6
 // smallest class and moves one class up each time its buffer is full, so
 // the memory it holds follows the bytes it has sent.
 type bufferPools struct {
-	n     int // classes in use
-	sizes [maxClasses]int
-	pools [maxClasses]sync.Pool
+	sniffers sync.Pool // of *sniffer
+	n        int       // classes in use
+	sizes    [maxClasses]int
+	pools    [maxClasses]sync.Pool
 }
 
 func newBufferPools(max int) *bufferPools {
@@ -70,7 +71,23 @@ func (bp *bufferPools) put(i int, b *[]byte) { bp.pools[i].Put(b) }
 // Built-in matchers use it as their peek.Peeker instead, whose Peek never
 // reads more than they ask for when that many bytes are already buffered.
 type sniffer struct {
-	conn  *MuxConn
+	conn *MuxConn
+	// The matching phase of conn, for the mux:
+	// slot is 1 + its index in the mux's inflight list, 0 if not in it
+	// (under the mux's connMu). deadline ends the matching phase (Unix
+	// nanoseconds; 0: no bound): the mux's expirer sets a past deadline on
+	// the connection once it has passed (expired, under connMu); until then
+	// the connection has no deadline of the mux's. resumeL and resumeM are
+	// where matching goes on after the accept loop stopped (the listener,
+	// and its matcher), or the matcher that said yes. acceptedAt is kept
+	// for Hooks only.
+	slot             int
+	deadline         int64
+	expired          bool
+	resumeL, resumeM int32
+	acceptedAt       int64
+	hello            *helloParse // shared TLS ClientHello parse; nil if none
+
 	pools *bufferPools
 	class int     // size class of bufp
 	bufp  *[]byte // pooled backing array, nil before the first read
@@ -119,6 +136,26 @@ func (s *sniffer) init(c *MuxConn, pools *bufferPools, max int) {
 	s.conn = c
 	s.pools = pools
 	s.max = max
+}
+
+// newSniffer returns a sniffer for c from the pools.
+func (bp *bufferPools) newSniffer(c *MuxConn, max int) *sniffer {
+	s, _ := bp.sniffers.Get().(*sniffer)
+	if s == nil {
+		s = new(sniffer)
+	}
+	s.init(c, bp, max)
+	return s
+}
+
+// free returns the buffers and s to their pools.
+func (s *sniffer) free() {
+	s.release()
+	pools := s.pools
+	*s = sniffer{}
+	if pools != nil {
+		pools.sniffers.Put(s)
+	}
 }
 
 // rewind makes the next Read start again at the first byte.

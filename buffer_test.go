@@ -188,8 +188,8 @@ func FuzzSniffer(f *testing.F) {
 		eff := src[:conn.end()] // what the connection ever gives
 		stalled := len(eff) < len(src)
 		c := &MuxConn{Conn: conn}
-		c.sniff.init(c, newBufferPools(limit), limit)
-		s := &c.sniff
+		c.sniff = newBufferPools(limit).newSniffer(c, limit)
+		s := c.sniff
 		want := min(len(eff), limit) // the most the sniffer can hold
 		off := 0                     // the Read cursor of the model
 
@@ -359,7 +359,7 @@ func TestSnifferGrowsWithBytes(t *testing.T) {
 	src := make([]byte, 3000)
 	conn := &btConn{src: src, sizes: []byte{255}, stallAt: -1}
 	c := &MuxConn{Conn: conn}
-	c.sniff.init(c, newBufferPools(1<<20), 1<<20)
+	c.sniff = newBufferPools(1<<20).newSniffer(c, 1<<20)
 	b, err := c.sniff.Peek(1 << 20)
 	require.ErrorIs(t, err, io.EOF)
 	require.Len(t, b, len(src))
@@ -377,7 +377,7 @@ func TestSnifferGrowKeepsSlices(t *testing.T) {
 	}
 	conn := &btConn{src: src, sizes: []byte{255}, stallAt: -1}
 	c := &MuxConn{Conn: conn}
-	c.sniff.init(c, newBufferPools(DefaultMaxSniffBytes), DefaultMaxSniffBytes)
+	c.sniff = newBufferPools(DefaultMaxSniffBytes).newSniffer(c, DefaultMaxSniffBytes)
 	var held [][]byte
 	for _, n := range []int{100, 3000, 20000, 40000} {
 		b, err := c.sniff.Peek(n)
@@ -399,12 +399,12 @@ func TestSnifferGrowKeepsSlices(t *testing.T) {
 func TestSnifferZeroReads(t *testing.T) {
 	conn := &btConn{src: []byte("GET / HTTP/1.1\r\n"), stallAt: 5}
 	c := &MuxConn{Conn: conn}
-	c.sniff.init(c, newBufferPools(1024), 1024)
+	c.sniff = newBufferPools(1024).newSniffer(c, 1024)
 	b, err := c.sniff.Peek(10)
 	assert.Equal(t, "GET /", string(b))
 	assert.ErrorIs(t, err, io.ErrNoProgress)
 	assert.Less(t, conn.reads, 200)
-	assert.False(t, HTTP1()(&c.sniff))
+	assert.False(t, HTTP1()(c.sniff))
 
 	conn = &btConn{src: []byte("GET / HTTP/1.1\r\n"), stallAt: 5}
 	assert.False(t, HTTP1()(conn))
@@ -419,7 +419,7 @@ func TestSnifferAckFilterStall(t *testing.T) {
 	src := append(flight, 0, 0) // two bytes of the next frame header
 	conn := &btConn{src: append(src, make([]byte, 7)...), stallAt: len(src)}
 	c := &MuxConn{Conn: conn}
-	c.sniff.init(c, newBufferPools(1024), 1024)
+	c.sniff = newBufferPools(1024).newSniffer(c, 1024)
 	_, err := c.sniff.Peek(len(flight))
 	require.NoError(t, err)
 	c.writeSettings()
@@ -440,8 +440,8 @@ func TestSnifferLimitExact(t *testing.T) {
 		binary.BigEndian.PutUint32(src, uint32(limit))
 		conn := &btConn{src: src, sizes: []byte{255, 3}, stallAt: -1}
 		c := &MuxConn{Conn: conn}
-		c.sniff.init(c, newBufferPools(limit), limit)
-		b, err := io.ReadAll(&c.sniff)
+		c.sniff = newBufferPools(limit).newSniffer(c, limit)
+		b, err := io.ReadAll(c.sniff)
 		assert.ErrorIs(t, err, ErrSniffLimit)
 		assert.Len(t, b, limit)
 		assert.Equal(t, limit, conn.off, "bytes taken from the connection, limit %d", limit)

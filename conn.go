@@ -34,25 +34,17 @@ import (
 type MuxConn struct {
 	net.Conn
 
-	sniff sniffer
-	slot  int // 1 + index in the mux's inflight list, 0 if not in it; under its connMu
-	// deadline ends the matching phase (Unix nanoseconds; 0: no bound).
-	// The mux's expirer sets a past deadline on the connection once it has
-	// passed (expired, under the mux's connMu); until then the connection
-	// has no deadline of the mux's.
-	deadline int64
-	expired  bool
-	// acceptedAt and queuedAt (Unix nanoseconds) are kept for Hooks only.
-	acceptedAt, queuedAt int64
-	// resume is where matching goes on after the accept loop stopped:
-	// the index of the listener, and of its matcher.
-	resumeL, resumeM int32
+	// sniff holds what matching needs, then the buffer behind replay; it
+	// goes back to its pool, and sniff is nil, once no replayed byte is
+	// left. Before delivery one goroutine owns it; after, rmu guards it.
+	sniff *sniffer
+	// queuedAt (Unix nanoseconds) is kept for Hooks only.
+	queuedAt int64
 	// h2 is the HTTP/2 state: the parse HTTP/2 matchers share while
 	// matching, and after it the fix-ups of the SETTINGS frame the mux
 	// wrote; nil if there is none (see connH2).
 	h2    *connH2
-	hello *helloParse // shared TLS ClientHello parse while matching; nil if none
-	proxy *ProxyInfo  // the PROXY protocol header the mux consumed; nil if none
+	proxy *ProxyInfo // the PROXY protocol header the mux consumed; nil if none
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
@@ -69,9 +61,18 @@ type MuxConn struct {
 // stopped for lack of bytes leaves incomplete.
 func (c *MuxConn) forgetParses() {
 	c.forgetH2()
-	if c.hello != nil {
-		putHelloParse(c.hello)
-		c.hello = nil
+	if s := c.sniff; s != nil && s.hello != nil {
+		putHelloParse(s.hello)
+		s.hello = nil
+	}
+}
+
+// dropSniffer returns c's sniffer and its buffers to their pools. Before
+// delivery c's goroutine calls it; after, with rmu held.
+func (c *MuxConn) dropSniffer() {
+	if s := c.sniff; s != nil {
+		c.sniff = nil
+		s.free()
 	}
 }
 
@@ -81,14 +82,14 @@ func (c *MuxConn) forgetParses() {
 func (c *MuxConn) endMatching(delivered bool) {
 	c.forgetParses()
 	if !delivered {
-		c.sniff.release()
+		c.dropSniffer()
 		return
 	}
 	c.sniff.releaseOld()
 	c.replay = c.sniff.buf
 	if len(c.replay) == 0 {
 		c.replay = nil
-		c.sniff.release()
+		c.dropSniffer()
 	}
 	if c.wroteSettings() {
 		c.h2.ack.Start(c.h2.ackNotBefore)
@@ -145,7 +146,7 @@ func (c *MuxConn) readReplay(p []byte) (int, error) {
 	c.replay = c.replay[n:]
 	if len(c.replay) == 0 {
 		c.replay = nil
-		c.sniff.release()
+		c.dropSniffer()
 	}
 	return n, nil
 }
@@ -161,7 +162,7 @@ func (c *MuxConn) Close() error {
 		c.rmu.Lock()
 		if c.replay != nil {
 			c.replay = nil
-			c.sniff.release()
+			c.dropSniffer()
 		}
 		c.rmu.Unlock()
 	}

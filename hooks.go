@@ -100,7 +100,7 @@ type observe struct {
 
 func (m *cMux) hookAccepted(c *MuxConn) {
 	if o := m.obs; o != nil {
-		c.acceptedAt = time.Now().UnixNano()
+		c.sniff.acceptedAt = time.Now().UnixNano()
 		if o.hooks.Accepted != nil {
 			o.hooks.Accepted(ConnEvent{Conn: c.Conn, ListenerIndex: -1, MatcherIndex: -1})
 		}
@@ -115,7 +115,7 @@ func (m *cMux) hookMatched(c *MuxConn, li, mi int) {
 		l := (*m.lst.Load())[li]
 		o.hooks.Matched(ConnEvent{
 			Conn: c.Conn, Listener: l.nameOf(), ListenerIndex: li, MatcherIndex: mi,
-			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - c.acceptedAt),
+			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - c.sniff.acceptedAt),
 			WroteSettings: c.wroteSettings(),
 		})
 	}
@@ -125,10 +125,15 @@ func (m *cMux) hookMatched(c *MuxConn, li, mi int) {
 // for err.
 func (m *cMux) dropped(c *MuxConn, err error, listener string) {
 	o := m.obs
+	// Before delivery the time counts from Accept; after, from the match.
+	sniffed, since := 0, c.queuedAt
+	if s := c.sniff; s != nil && c.queuedAt == 0 {
+		sniffed, since = len(s.buf), s.acceptedAt
+	}
 	if o.hooks.NotMatched != nil {
 		o.hooks.NotMatched(ConnEvent{
 			Conn: c.Conn, Listener: listener, ListenerIndex: -1, MatcherIndex: -1,
-			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(time.Now().UnixNano() - c.acceptedAt),
+			Sniffed: sniffed, Elapsed: time.Duration(time.Now().UnixNano() - since),
 			WroteSettings: c.wroteSettings(), Err: err,
 		})
 	}
@@ -142,7 +147,7 @@ func (m *cMux) dropped(c *MuxConn, err error, listener string) {
 		case errors.Is(err, ErrMatcherPanic):
 			level = slog.LevelError
 		}
-		attrs := []slog.Attr{slog.Any("remote", remoteAddr(c.Conn)), slog.Int("sniffed", len(c.sniff.buf)), slog.Any("err", err)}
+		attrs := []slog.Attr{slog.Any("remote", remoteAddr(c.Conn)), slog.Int("sniffed", sniffed), slog.Any("err", err)}
 		if listener != "" {
 			attrs = append(attrs, slog.String("listener", listener))
 		}

@@ -132,7 +132,7 @@ func (c *h2ScriptConn) Write(p []byte) (int, error) {
 // wrote its SETTINGS frame during the match.
 func h2DeliveredConn(c net.Conn, sniffed int, wroteSettings bool) *MuxConn {
 	mc := &MuxConn{Conn: c}
-	mc.sniff.init(mc, newBufferPools(DefaultMaxSniffBytes), DefaultMaxSniffBytes)
+	mc.sniff = newBufferPools(DefaultMaxSniffBytes).newSniffer(mc, DefaultMaxSniffBytes)
 	if sniffed > 0 {
 		_ = mc.sniff.fill(sniffed)
 	}
@@ -257,7 +257,7 @@ func TestAckFilterIgnoresAckBeforeMuxSettings(t *testing.T) {
 		rnd := rand.New(rand.NewPCG(uint64(iter), 11))
 		cc := &h2ScriptConn{src: in, rnd: rnd, maxChunk: 1 + iter%16}
 		mc := &MuxConn{Conn: cc}
-		mc.sniff.init(mc, newBufferPools(DefaultMaxSniffBytes), DefaultMaxSniffBytes)
+		mc.sniff = newBufferPools(DefaultMaxSniffBytes).newSniffer(mc, DefaultMaxSniffBytes)
 		// The mux has read the early ACK (and maybe more) when it writes.
 		_ = mc.sniff.fill(len(early))
 		mc.writeSettings()

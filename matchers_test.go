@@ -149,7 +149,7 @@ func mtSniff(t *testing.T, peer mtPeer, match func(*sniffer) bool) mtSniffResult
 	}()
 
 	done := make(chan bool, 1)
-	go func() { done <- match(&mc.sniff) }()
+	go func() { done <- match(mc.sniff) }()
 	var res mtSniffResult
 	select {
 	case res.ok = <-done:
@@ -840,7 +840,7 @@ func TestMatchHTTP2SettingsThroughSniffer(t *testing.T) {
 		}()
 		require.NoError(t, srv.SetReadDeadline(time.Now().Add(5*time.Second)))
 		var got []bool
-		runAll(&got)(&mc.sniff)
+		runAll(&got)(mc.sniff)
 		assert.Equal(t, []bool{true, true, true}, got)
 		require.NoError(t, <-clientErr)
 		assert.True(t, mc.wroteSettings())

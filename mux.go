@@ -68,7 +68,7 @@ type cMux struct {
 	stopc          chan error // an error the handler refused, if the root could not be closed
 
 	// Connections being matched, so that aborting can close them: each c
-	// in inflight has inflight[c.slot-1] == c; a connection not in it has
+	// in inflight has inflight[c.sniff.slot-1] == c; a connection not in it has
 	// slot 0. Once stopping is set, nothing is added.
 	connMu    sync.Mutex
 	inflight  []*MuxConn
@@ -273,7 +273,7 @@ func (m *cMux) abort() {
 		close(m.abortc)
 	}
 	for i, c := range m.inflight {
-		c.slot = 0
+		c.sniff.slot = 0
 		c.Conn.Close()
 		m.inflight[i] = nil
 	}
@@ -469,7 +469,7 @@ func (m *cMux) track(c *MuxConn) int {
 		}
 	}
 	m.inflight = append(m.inflight, c)
-	c.slot = len(m.inflight)
+	c.sniff.slot = len(m.inflight)
 	m.wg.Add(1)
 	if d := time.Duration(m.timeout.Load()); d > 0 {
 		if !m.expiring {
@@ -479,7 +479,7 @@ func (m *cMux) track(c *MuxConn) int {
 			go m.expire()
 		}
 		// coarseNow lags by up to a tick: the bound is d to d+2 ticks.
-		c.deadline = m.coarseNow + int64(d+expiryTick(d))
+		c.sniff.deadline = m.coarseNow + int64(d+expiryTick(d))
 	}
 	return tracked
 }
@@ -518,8 +518,8 @@ func (m *cMux) expire() {
 			return
 		}
 		for _, c := range m.inflight {
-			if !c.expired && c.deadline != 0 && now >= c.deadline {
-				c.expired = true
+			if !c.sniff.expired && c.sniff.deadline != 0 && now >= c.sniff.deadline {
+				c.sniff.expired = true
 				_ = c.Conn.SetDeadline(aLongTimeAgo)
 			}
 		}
@@ -534,18 +534,18 @@ func (m *cMux) expire() {
 func (m *cMux) untrack(c *MuxConn) bool {
 	m.connMu.Lock()
 	defer m.connMu.Unlock()
-	if c.slot == 0 {
+	if c.sniff.slot == 0 {
 		return false
 	}
-	if c.expired {
+	if c.sniff.expired {
 		_ = c.Conn.SetDeadline(time.Time{})
 	}
-	i, last := c.slot-1, len(m.inflight)-1
+	i, last := c.sniff.slot-1, len(m.inflight)-1
 	m.inflight[i] = m.inflight[last]
-	m.inflight[i].slot = i + 1
+	m.inflight[i].sniff.slot = i + 1
 	m.inflight[last] = nil
 	m.inflight = m.inflight[:last]
-	c.slot = 0
+	c.sniff.slot = 0
 	if m.perSource != nil {
 		if src, ok := sourceOf(c.Conn); ok {
 			if m.perSource[src]--; m.perSource[src] <= 0 {
@@ -573,7 +573,7 @@ func sourceOf(c net.Conn) (netip.Addr, bool) {
 // newConn returns the mux's wrapper of a connection about to be matched.
 func (m *cMux) newConn(c net.Conn) *MuxConn {
 	mc := &MuxConn{Conn: c}
-	mc.sniff.init(mc, m.pools, m.maxSniff)
+	mc.sniff = m.pools.newSniffer(mc, m.maxSniff)
 	return mc
 }
 
@@ -673,13 +673,13 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 			l, err = nil, &matcherPanic{remote: remoteAddr(c), value: v, stack: buf}
 		}
 	}()
-	s := &c.sniff
+	s := c.sniff
 	lst := *m.lst.Load()
-	for i := int(c.resumeL); i < len(lst); i++ {
+	for i := int(c.sniff.resumeL); i < len(lst); i++ {
 		l := lst[i]
 		j := 0
-		if i == int(c.resumeL) {
-			j = int(c.resumeM)
+		if i == int(c.sniff.resumeL) {
+			j = int(c.sniff.resumeM)
 		}
 		for ; j < len(l.matchers); j++ {
 			kind := &l.kinds[j]
@@ -693,12 +693,12 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 					kind.Store(k)
 				}
 				if ok && !s.blocked {
-					c.resumeL, c.resumeM = int32(i), int32(j)
+					c.sniff.resumeL, c.sniff.resumeM = int32(i), int32(j)
 					return l, nil
 				}
 			}
 			if s.blocked {
-				c.resumeL, c.resumeM = int32(i), int32(j)
+				c.sniff.resumeL, c.sniff.resumeM = int32(i), int32(j)
 				return nil, errWouldBlock
 			}
 		}
@@ -731,7 +731,7 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 		return
 	}
 	if m.obs != nil {
-		m.hookMatched(c, int(c.resumeL), int(c.resumeM))
+		m.hookMatched(c, int(c.sniff.resumeL), int(c.sniff.resumeM))
 	}
 	c.endMatching(true)
 	dc := c.deliverable(m.exposeTLS)

@@ -111,8 +111,8 @@ func hoCheckPrefix(t *testing.T, m Matcher, prefixes []string, in []byte) {
 		t.Fatalf("on %q: %v, want %v", in, got, want)
 	}
 	c := &MuxConn{Conn: &btConn{src: in, sizes: []byte{3, 1, 200}, stallAt: -1}}
-	c.sniff.init(c, newBufferPools(1024), 1024)
-	if got := m(&c.sniff); got != want {
+	c.sniff = newBufferPools(1024).newSniffer(c, 1024)
+	if got := m(c.sniff); got != want {
 		t.Fatalf("on %q through the sniffer: %v, want %v", in, got, want)
 	}
 	c.endMatching(false)

@@ -82,9 +82,9 @@ var prPools = newBufferPools(DefaultMaxSniffBytes)
 // prSniff runs m through a sniffer that reads r.
 func prSniff(m Matcher, r *prStall) bool {
 	mc := &MuxConn{Conn: &prMemConn{r: r}}
-	mc.sniff.init(mc, prPools, DefaultMaxSniffBytes)
+	mc.sniff = prPools.newSniffer(mc, DefaultMaxSniffBytes)
 	defer mc.sniff.release()
-	return m(&mc.sniff)
+	return m(mc.sniff)
 }
 
 // prCase is a matcher's input and verdict. need is the number of bytes
@@ -749,10 +749,10 @@ func prTCPPair(t *testing.T, deadline time.Time) (client net.Conn, mc *MuxConn) 
 	require.NoError(t, err)
 	t.Cleanup(func() { server.Close() })
 	mc = &MuxConn{Conn: server}
-	mc.sniff.init(mc, prPools, DefaultMaxSniffBytes)
+	mc.sniff = prPools.newSniffer(mc, DefaultMaxSniffBytes)
 	t.Cleanup(mc.sniff.release)
 	if !deadline.IsZero() {
-		mc.deadline = deadline.UnixNano()
+		mc.sniff.deadline = deadline.UnixNano()
 	}
 	require.NoError(t, server.SetReadDeadline(deadline))
 	return client, mc
@@ -765,7 +765,7 @@ func TestSilentNotSticky(t *testing.T) {
 	for name, deadline := range map[string]time.Time{"no deadline": {}, "deadline": time.Now().Add(time.Minute)} {
 		t.Run(name, func(t *testing.T) {
 			client, mc := prTCPPair(t, deadline)
-			s := &mc.sniff
+			s := mc.sniff
 			require.True(t, Silent(20*time.Millisecond)(s), "silent client")
 			require.NoError(t, s.err)
 			// Had Silent left its own deadline (passed by now), this read
@@ -783,11 +783,11 @@ func TestSilentNotSticky(t *testing.T) {
 	t.Run("closed", func(t *testing.T) {
 		client, mc := prTCPPair(t, time.Now().Add(time.Minute))
 		client.Close()
-		assert.False(t, Silent(time.Hour)(&mc.sniff), "a client that closed is not silent")
+		assert.False(t, Silent(time.Hour)(mc.sniff), "a client that closed is not silent")
 	})
 	t.Run("matching deadline first", func(t *testing.T) {
 		_, mc := prTCPPair(t, time.Now().Add(50*time.Millisecond))
-		s := &mc.sniff
+		s := mc.sniff
 		assert.True(t, Silent(time.Hour)(s))
 		assert.True(t, isTimeoutErr(s.err), "the matching deadline sticks: %v", s.err)
 		s.rewind()

@@ -194,14 +194,14 @@ func (m *cMux) readProxyHeader(c *MuxConn) error {
 		return nil
 	}
 	var err error
-	switch v := proxyhdr.Detect(&c.sniff); {
+	switch v := proxyhdr.Detect(c.sniff); {
 	case v == 0 && trusted && pc.required:
 		err = &proxyError{reason: "missing"}
 	case v == 0:
 	case !trusted:
 		err = &proxyError{reason: "sent by an untrusted source"}
 	default:
-		h, n, perr := proxyhdr.Parse(&c.sniff, v)
+		h, n, perr := proxyhdr.Parse(c.sniff, v)
 		if perr != nil {
 			e := perr.(*proxyhdr.Error)
 			err = &proxyError{reason: e.Reason, err: e.Err}

@@ -74,7 +74,7 @@ func (s *sniffer) silentFor(d time.Duration) bool {
 	}
 	until := time.Now().Add(d)
 	own := true
-	if dl := s.conn.deadline; dl != 0 && dl < until.UnixNano() {
+	if dl := s.deadline; dl != 0 && dl < until.UnixNano() {
 		until, own = time.Unix(0, dl), false
 	}
 	if s.conn.Conn.SetReadDeadline(until) != nil {
@@ -85,7 +85,7 @@ func (s *sniffer) silentFor(d time.Duration) bool {
 	// Back to the mux's bound: none before the matching deadline, past
 	// once it has passed.
 	restore := time.Time{}
-	if dl := s.conn.deadline; dl != 0 && time.Now().UnixNano() >= dl {
+	if dl := s.deadline; dl != 0 && time.Now().UnixNano() >= dl {
 		restore = aLongTimeAgo
 	}
 	_ = s.conn.Conn.SetReadDeadline(restore)

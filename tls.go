@@ -145,12 +145,11 @@ func TLSVersion(versions ...uint16) Matcher {
 func matchHello(r io.Reader, f func(*helloParse) bool) bool {
 	if s, ok := r.(*sniffer); ok && s.conn != nil {
 		s.builtin = true
-		c := s.conn
-		if c.hello == nil {
-			c.hello = getHelloParse()
-			c.hello.Run(s)
+		if s.hello == nil {
+			s.hello = getHelloParse()
+			s.hello.Run(s)
 		}
-		return c.hello.OK && f(c.hello)
+		return s.hello.OK && f(s.hello)
 	}
 	hp := getHelloParse()
 	defer putHelloParse(hp)
