@@ -87,6 +87,9 @@ type sniffer struct {
 	resumeL, resumeM int32
 	acceptedAt       int64
 	hello            *helloParse // shared TLS ClientHello parse; nil if none
+	// first takes the first read of a connection that is not a socket, so
+	// that one silent while it is matched holds no sniff buffer.
+	first [32]byte
 
 	pools *bufferPools
 	class int     // size class of bufp
@@ -229,11 +232,21 @@ func (s *sniffer) fill(n int) error {
 			}
 			continue
 		}
-		if len(s.buf) == cap(s.buf) {
-			if s.bufp == nil {
-				// No buffer before the first byte is there.
-				waitReadable(s.conn.Conn)
+		if s.bufp == nil {
+			// No buffer before the first byte is there: wait for it on
+			// a socket; read it into first on anything else.
+			if !isSocket(s.conn.Conn) {
+				m, err := s.conn.Conn.Read(s.first[:])
+				if m > 0 {
+					s.grow()
+					s.buf = append(s.buf, s.first[:m]...)
+				}
+				s.err = s.guard.Check(m, err)
+				continue
 			}
+			waitReadable(s.conn.Conn)
+		}
+		if len(s.buf) == cap(s.buf) {
 			s.grow()
 		}
 		m, err := s.conn.Conn.Read(s.buf[len(s.buf):cap(s.buf)])
