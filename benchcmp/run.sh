@@ -157,11 +157,12 @@ A real TCP root listener on 127.0.0.1; each connection is dialed by one of
 closed, and closes (see tcp_test.go). ns/op, B/op and allocs/op are the
 whole process's, clients included (alike for both); cpu ns/op is its CPU
 time (getrusage), and usr and sys ns/op split that into user space and
-kernel: most of it is the kernel's. callgrind counts user space only. The server closes
-without reading: where the mux left part of the flight unread in the
-socket, the kernel resets the connection; where it read it all, the close
-is a FIN and the server's socket goes to TIME_WAIT, which costs the kernel
-more.
+kernel: most of it is the kernel's. callgrind counts user space only.
+The server closes without reading: where the mux left part of the flight
+unread in the socket, the kernel resets the connection; where it read it
+all, the close is a FIN and the server's socket goes to TIME_WAIT, which
+costs the kernel more (resets/conn; twovf/op in the benchstat output
+counts closes that skipped TIME_WAIT because its table was full).
 
 $TCP
 

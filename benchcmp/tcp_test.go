@@ -121,31 +121,55 @@ func cpuTime() (user, sys time.Duration) {
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
-// tcpOutRsts is the number of TCP resets the network namespace has sent so
-// far (OutRsts in /proc/net/snmp), or -1 where it cannot be read.
-func tcpOutRsts() int64 {
-	b, err := os.ReadFile("/proc/net/snmp")
+// netCounter is the counter name of the lines starting with prefix in
+// file (/proc/net/snmp or /proc/net/netstat: a line of names, then a line
+// of values), for the whole network namespace, or -1 where it cannot be
+// read.
+func netCounter(file, prefix, name string) int64 {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return -1
 	}
 	var names []string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Tcp:" {
+		if len(f) == 0 || f[0] != prefix {
 			continue
 		}
 		if names == nil {
 			names = f
 			continue
 		}
-		for i, name := range names {
-			if name == "OutRsts" && i < len(f) {
-				if n, err := strconv.ParseInt(f[i], 10, 64); err == nil {
-					return n
+		for i, n := range names {
+			if n == name && i < len(f) {
+				if v, err := strconv.ParseInt(f[i], 10, 64); err == nil {
+					return v
 				}
 			}
 		}
 		return -1
 	}
 	return -1
+}
+
+// tcpCounters are the kernel's TCP counters BenchmarkTCPPath reports per
+// connection: the resets sent, and the sockets that closed without
+// TIME_WAIT because its table (net.ipv4.tcp_max_tw_buckets) was full.
+type tcpCounters struct{ rsts, twOverflows int64 }
+
+func readTCPCounters() tcpCounters {
+	return tcpCounters{
+		rsts:        netCounter("/proc/net/snmp", "Tcp:", "OutRsts"),
+		twOverflows: netCounter("/proc/net/netstat", "TcpExt:", "TCPTimeWaitOverflow"),
+	}
+}
+
+// report reports the counters from c0 to c per iteration of b.
+func (c tcpCounters) report(b *testing.B, c0 tcpCounters) {
+	if c0.rsts >= 0 && c.rsts >= 0 {
+		b.ReportMetric(float64(c.rsts-c0.rsts)/float64(b.N), "rst/op")
+	}
+	if c0.twOverflows >= 0 && c.twOverflows >= 0 {
+		b.ReportMetric(float64(c.twOverflows-c0.twOverflows)/float64(b.N), "twovf/op")
+	}
 }
