@@ -464,21 +464,29 @@ type ppCtxKey struct{}
 // too, if v6) a moment ago.
 func ppFreePorts(t *testing.T, n int, v6 bool) []int {
 	t.Helper()
+	// Every listener stays open until all ports are picked, so that the
+	// kernel cannot hand the same port out twice (haproxy would then bind
+	// two frontends to it with SO_REUSEPORT and share its connections).
 	var ports []int
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
 	for try := 0; len(ports) < n; try++ {
 		require.Less(t, try, 100, "no free ports")
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
+		held = append(held, l)
 		port := l.Addr().(*net.TCPAddr).Port
 		if v6 {
 			l6, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
 			if err != nil {
-				l.Close()
 				continue
 			}
-			l6.Close()
+			held = append(held, l6)
 		}
-		l.Close()
 		ports = append(ports, port)
 	}
 	return ports
