@@ -15,7 +15,6 @@ import (
 // eventLog records what the hooks were told.
 type eventLog struct {
 	mu     sync.Mutex
-	events []string
 	byKind map[string][]ConnEvent
 	seen   chan string
 }

@@ -1,5 +1,7 @@
 package compat
 
+//lint:file-ignore SA1019 the h2c client is x/net/http2's on purpose: programs use it.
+
 import (
 	"context"
 	"crypto/tls"

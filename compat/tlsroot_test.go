@@ -1,5 +1,7 @@
 package compat
 
+//lint:file-ignore SA1019 x/net/http2's client and h2c are used on purpose: v0.1.5 programs use them.
+
 import (
 	"context"
 	"crypto/tls"

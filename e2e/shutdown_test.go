@@ -1,5 +1,7 @@
 package e2e
 
+//lint:file-ignore SA1019 the h2c client is x/net/http2's on purpose: programs use it, and the mux must serve it.
+
 import (
 	"bufio"
 	"context"
