@@ -1,95 +1,15 @@
 package e2e
 
 import (
-	"bytes"
-	"runtime"
-	"strconv"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/cmux-go/cmux/internal/testcheck"
 )
 
 // checkLeaks fails t if goroutines started during the test are still
 // running when it ends (after the test's other cleanups, which run first
-// when checkLeaks is called first). It is the root module's checkLeaks.
+// when checkLeaks is called first).
 func checkLeaks(t testing.TB) {
 	t.Helper()
-	before := goroutineIDs()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			leaked := leakedGoroutines(before)
-			if len(leaked) == 0 {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%d goroutine(s) leaked:\n%s", len(leaked), strings.Join(leaked, "\n\n"))
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func goroutineIDs() map[int]bool {
-	ids := map[int]bool{}
-	for _, g := range goroutineStacks() {
-		ids[goroutineID(g)] = true
-	}
-	return ids
-}
-
-func goroutineStacks() []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return strings.Split(string(bytes.TrimSpace(buf)), "\n\n")
-}
-
-func goroutineID(stack string) int {
-	// "goroutine 123 [running]:"
-	f := strings.Fields(stack)
-	if len(f) < 2 {
-		return -1
-	}
-	id, _ := strconv.Atoi(f[1])
-	return id
-}
-
-// ignoredGoroutines are stacks of goroutines that belong to the test
-// framework or the runtime, not to the code under test.
-var ignoredGoroutines = []string{
-	"testing.tRunner(",
-	"testing.(*T).Run(",
-	"testing.(*M).",
-	"testing.(*F).",
-	"testing.runFuzzing",
-	"internal/fuzz.",
-	"os/signal.",
-}
-
-func leakedGoroutines(before map[int]bool) []string {
-	var leaked []string
-	for _, g := range goroutineStacks() {
-		if before[goroutineID(g)] || strings.Contains(g, "e2e.leakedGoroutines") || ignored(g) {
-			continue
-		}
-		leaked = append(leaked, g)
-	}
-	return leaked
-}
-
-func ignored(stack string) bool {
-	for _, s := range ignoredGoroutines {
-		if strings.Contains(stack, s) {
-			return true
-		}
-	}
-	return false
+	testcheck.CheckLeaks(t)
 }
