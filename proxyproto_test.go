@@ -311,12 +311,12 @@ func TestProxyProtocolTLS(t *testing.T) {
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, ctxKey{}, ppDescribe(c))
 		},
-		TLSConfig: serverTLS(pki.leaf(t, "a", "a.example.com")),
+		TLSConfig: serverTLS(pki.Leaf(t, "a", "a.example.com")),
 	}
 	serveHTTPS(t, httpsL, hs)
 	header := wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1000, 443), true, wiretest.TLV{Type: 0x02, Value: []byte("a.example.com")})
 	tr := &http.Transport{
-		TLSClientConfig: clientTLS(pki.roots),
+		TLSClientConfig: clientTLS(pki.Roots),
 		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err == nil {
@@ -373,7 +373,7 @@ func TestProxyProtocolHAProxy(t *testing.T) {
 	}{{m.Match(TLSServerName("a.example.com")), true}, {m.Match(HTTP1Fast()), false}} {
 		hs := &http.Server{Handler: describe, ConnContext: connCtx}
 		if srv.tls {
-			hs.TLSConfig = serverTLS(pki.leaf(t, "a", "a.example.com"))
+			hs.TLSConfig = serverTLS(pki.Leaf(t, "a", "a.example.com"))
 			serveHTTPS(t, srv.l, hs)
 		} else {
 			serveHTTP(t, srv.l, hs)
@@ -423,7 +423,7 @@ backend be_v2
 		var clientAddr string
 		tr := &http.Transport{
 			ForceAttemptHTTP2: true,
-			TLSClientConfig:   clientTLS(pki.roots),
+			TLSClientConfig:   clientTLS(pki.Roots),
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: local}}
 				c, err := d.DialContext(ctx, network, via)

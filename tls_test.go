@@ -170,7 +170,7 @@ func thRoutingMux(t *testing.T, opts ...Option) string {
 	}
 	for _, r := range routes {
 		cfg := &tls.Config{
-			Certificates: []tls.Certificate{pki.leaf(t, r.id, r.id+".example.com")},
+			Certificates: []tls.Certificate{pki.Leaf(t, r.id, r.id+".example.com")},
 			NextProtos:   []string{"h2", "http/1.1"},
 			MinVersion:   tls.VersionTLS10,
 		}
@@ -365,8 +365,8 @@ func TestTLSHelloSniffLimit(t *testing.T) {
 	for _, limit := range []int{1024, DefaultMaxSniffBytes} {
 		m, addr, _ := thServedMux(t, MaxSniffBytes(limit))
 		pki := newTestPKI(t)
-		thServeID(t, m.Match(TLSServerName("a.example.com")), "a", serverTLS(pki.leaf(t, "a", "a.example.com")))
-		thServeID(t, m.Match(Any()), "any", serverTLS(pki.leaf(t, "any", "a.example.com")))
+		thServeID(t, m.Match(TLSServerName("a.example.com")), "a", serverTLS(pki.Leaf(t, "a", "a.example.com")))
+		thServeID(t, m.Match(Any()), "any", serverTLS(pki.Leaf(t, "any", "a.example.com")))
 		want := "a  a.example.com"
 		if limit == 1024 {
 			want = "any  a.example.com"
@@ -391,8 +391,8 @@ func TestTLSHelloParsedOnce(t *testing.T) {
 	}
 	thServeNone(t, m.Match(record(false), TLSServerName("other"), TLSALPN("other")), "first listener")
 	pki := newTestPKI(t)
-	thServeID(t, m.Match(TLSVersion(0x0300), record(true)), "second", serverTLS(pki.leaf(t, "a", "a.example.com")))
-	assert.Equal(t, "second  a.example.com", thAskTLS(t, addr, &tls.Config{ServerName: "a.example.com", RootCAs: pki.roots}))
+	thServeID(t, m.Match(TLSVersion(0x0300), record(true)), "second", serverTLS(pki.Leaf(t, "a", "a.example.com")))
+	assert.Equal(t, "second  a.example.com", thAskTLS(t, addr, &tls.Config{ServerName: "a.example.com", RootCAs: pki.Roots}))
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, seen, 2)
@@ -408,9 +408,9 @@ func TestTLSHelloParsedOnce(t *testing.T) {
 func TestTLSHelloH2AndHTTPS(t *testing.T) {
 	checkLeaks(t)
 	pki := newTestPKI(t)
-	apiCert := pki.leaf(t, "api", "api.example.com")
-	adminCert := pki.leaf(t, "admin", "admin.example.com")
-	clientCert := pki.leaf(t, "client-1")
+	apiCert := pki.Leaf(t, "api", "api.example.com")
+	adminCert := pki.Leaf(t, "admin", "admin.example.com")
+	clientCert := pki.Leaf(t, "client-1")
 
 	m, addr, _ := thServedMux(t)
 	adminL := m.Match(TLSServerName("admin.example.com"))
@@ -436,12 +436,12 @@ func TestTLSHelloH2AndHTTPS(t *testing.T) {
 	serveTLS(h2L, &tls.Config{
 		Certificates: []tls.Certificate{apiCert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    pki.roots,
+		ClientCAs:    pki.Roots,
 	})
 	serveTLS(httpsL, &tls.Config{
 		Certificates: []tls.Certificate{apiCert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pki.roots,
+		ClientCAs:    pki.Roots,
 		NextProtos:   []string{"http/1.1"},
 	})
 	serveTLS(adminL, serverTLS(adminCert))
@@ -450,7 +450,7 @@ func TestTLSHelloH2AndHTTPS(t *testing.T) {
 	// gRPC clients do.
 	h2tr := &http2.Transport{TLSClientConfig: &tls.Config{
 		ServerName:   "api.example.com",
-		RootCAs:      pki.roots,
+		RootCAs:      pki.Roots,
 		Certificates: []tls.Certificate{clientCert},
 	}}
 	defer h2tr.CloseIdleConnections()
@@ -474,15 +474,15 @@ func TestTLSHelloH2AndHTTPS(t *testing.T) {
 	}
 	// HTTPS, HTTP/1.1, with and without a client certificate.
 	assert.Equal(t, "HTTP/1.1 http/1.1 api.example.com client-1", get(&http.Transport{TLSClientConfig: &tls.Config{
-		ServerName: "api.example.com", RootCAs: pki.roots, NextProtos: []string{"http/1.1"},
+		ServerName: "api.example.com", RootCAs: pki.Roots, NextProtos: []string{"http/1.1"},
 		Certificates: []tls.Certificate{clientCert},
 	}}))
 	assert.Equal(t, "HTTP/1.1  api.example.com -", get(&http.Transport{TLSClientConfig: &tls.Config{
-		ServerName: "api.example.com", RootCAs: pki.roots,
+		ServerName: "api.example.com", RootCAs: pki.Roots,
 	}}))
 	// The second host name, whose server speaks HTTP/2 too: SNI routes it
 	// before ALPN h2 would.
 	assert.Equal(t, "HTTP/2.0 h2 admin.example.com -", get(&http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
-		ServerName: "admin.example.com", RootCAs: pki.roots,
+		ServerName: "admin.example.com", RootCAs: pki.Roots,
 	}}))
 }

@@ -5,23 +5,16 @@ package e2e
 // servers that run until the test ends, and test certificates.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	crand "crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cmux-go/cmux"
 	"github.com/cmux-go/cmux/internal/testcheck"
+	"github.com/cmux-go/cmux/internal/wiretest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -148,77 +141,8 @@ func (Echo) Upper(s string, reply *string) error {
 	return nil
 }
 
-// newCert returns a certificate made from tmpl, valid from an hour ago to
-// an hour from now, for a new P-256 key and signed by issuer (self-signed
-// if issuer is nil). Its Leaf is set.
-func newCert(t testing.TB, tmpl *x509.Certificate, issuer *tls.Certificate) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
-	require.NoError(t, err)
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(time.Hour)
-	parent, parentKey := tmpl, any(key)
-	if issuer != nil {
-		parent, parentKey = issuer.Leaf, issuer.PrivateKey
-	}
-	der, err := x509.CreateCertificate(crand.Reader, tmpl, parent, &key.PublicKey, parentKey)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-// selfSignedCert returns a certificate for 127.0.0.1 and a pool that
-// trusts it.
-func selfSignedCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	cert := newCert(t, &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "cmux test"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}, nil)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert.Leaf)
-	return cert, pool
-}
-
-// testPKI is a test CA.
-type testPKI struct {
-	roots *x509.CertPool // trusts the CA
-	ca    tls.Certificate
-}
-
-// newTestPKI returns a new CA.
-func newTestPKI(t testing.TB) *testPKI {
-	t.Helper()
-	ca := newCert(t, &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "cmux test CA"},
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}, nil)
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.Leaf)
-	return &testPKI{roots: roots, ca: ca}
-}
-
-// leafSerial numbers the certificates leaf issues.
-var leafSerial atomic.Int64
-
-// leaf returns a certificate named cn for the DNS names, for servers and
-// clients.
-func (p *testPKI) leaf(t testing.TB, cn string, names ...string) tls.Certificate {
-	t.Helper()
-	return newCert(t, &x509.Certificate{
-		SerialNumber: big.NewInt(leafSerial.Add(1) + 1),
-		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     names,
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}, &p.ca)
-}
+// The certificates of the tests are internal/wiretest's.
+var (
+	selfSignedCert = wiretest.SelfSigned
+	newTestPKI     = wiretest.NewPKI
+)

@@ -30,9 +30,9 @@ const thWait = 10 * time.Second
 func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	checkLeaks(t)
 	pki := newTestPKI(t)
-	apiCert := pki.leaf(t, "api", "api.example.com")
-	adminCert := pki.leaf(t, "admin", "admin.example.com")
-	clientCert := pki.leaf(t, "client-1")
+	apiCert := pki.Leaf(t, "api", "api.example.com")
+	adminCert := pki.Leaf(t, "admin", "admin.example.com")
+	clientCert := pki.Leaf(t, "client-1")
 
 	m, start, addr := newMux(t)
 	start() // serving before the listeners are made, as the root module's thServedMux does
@@ -47,7 +47,7 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			Certificates: []tls.Certificate{apiCert},
 			ClientAuth:   tls.RequireAndVerifyClientCert,
-			ClientCAs:    pki.roots,
+			ClientCAs:    pki.Roots,
 		})),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if p, ok := peer.FromContext(ctx); ok {
@@ -78,7 +78,7 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	serveTLS(httpsL, &tls.Config{
 		Certificates: []tls.Certificate{apiCert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pki.roots,
+		ClientCAs:    pki.Roots,
 		NextProtos:   []string{"http/1.1"},
 	})
 	serveTLS(adminL, &tls.Config{Certificates: []tls.Certificate{adminCert}})
@@ -86,7 +86,7 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	// gRPC client with a client certificate.
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		ServerName:   "api.example.com",
-		RootCAs:      pki.roots,
+		RootCAs:      pki.Roots,
 		Certificates: []tls.Certificate{clientCert},
 	})))
 	require.NoError(t, err)
@@ -117,15 +117,15 @@ func TestTLSHelloGRPCAndHTTPS(t *testing.T) {
 	}
 	// HTTPS, HTTP/1.1, with and without a client certificate.
 	assert.Equal(t, "HTTP/1.1 http/1.1 api.example.com client-1", get(&http.Transport{TLSClientConfig: &tls.Config{
-		ServerName: "api.example.com", RootCAs: pki.roots, NextProtos: []string{"http/1.1"},
+		ServerName: "api.example.com", RootCAs: pki.Roots, NextProtos: []string{"http/1.1"},
 		Certificates: []tls.Certificate{clientCert},
 	}}))
 	assert.Equal(t, "HTTP/1.1  api.example.com -", get(&http.Transport{TLSClientConfig: &tls.Config{
-		ServerName: "api.example.com", RootCAs: pki.roots,
+		ServerName: "api.example.com", RootCAs: pki.Roots,
 	}}))
 	// The second host name, whose server speaks HTTP/2 too: SNI routes it
 	// before ALPN h2 would.
 	assert.Equal(t, "HTTP/2.0 h2 admin.example.com -", get(&http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{
-		ServerName: "admin.example.com", RootCAs: pki.roots,
+		ServerName: "admin.example.com", RootCAs: pki.Roots,
 	}}))
 }
