@@ -14,7 +14,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -166,9 +166,9 @@ var (
 // WINDOW_UPDATE and the HEADERS of a unary call.
 func grpcFlight(tb testing.TB) []byte {
 	var buf bytes.Buffer
-	buf.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(&buf, nil)
-	if err := fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 4 << 20}, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: 16 << 20}); err != nil {
+	buf.WriteString(h2frame.ClientPreface)
+	fr := h2frame.NewFramer(&buf, nil)
+	if err := fr.WriteSettings(h2frame.Setting{ID: h2frame.SettingInitialWindowSize, Val: 4 << 20}, h2frame.Setting{ID: h2frame.SettingMaxHeaderListSize, Val: 16 << 20}); err != nil {
 		tb.Fatal(err)
 	}
 	if err := fr.WriteWindowUpdate(0, 4<<20); err != nil {
@@ -185,7 +185,7 @@ func grpcFlight(tb testing.TB) []byte {
 			tb.Fatal(err)
 		}
 	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
+	if err := fr.WriteHeaders(h2frame.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}); err != nil {
 		tb.Fatal(err)
 	}
 	return buf.Bytes()

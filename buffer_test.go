@@ -8,7 +8,7 @@ import (
 	"net"
 	"testing"
 
-	"golang.org/x/net/http2"
+	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/cmux-go/cmux/internal/h2"
@@ -127,9 +127,9 @@ var btMatchers = []MatchWriter{
 // of a request with them.
 func btH2Flight(tb testing.TB, ack bool, fields ...string) []byte {
 	var buf bytes.Buffer
-	buf.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(&buf, nil)
-	require.NoError(tb, fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1 << 20}))
+	buf.WriteString(h2frame.ClientPreface)
+	fr := h2frame.NewFramer(&buf, nil)
+	require.NoError(tb, fr.WriteSettings(h2frame.Setting{ID: h2frame.SettingInitialWindowSize, Val: 1 << 20}))
 	if ack {
 		require.NoError(tb, fr.WriteSettingsAck())
 	}
@@ -140,7 +140,7 @@ func btH2Flight(tb testing.TB, ack bool, fields ...string) []byte {
 		for i := 0; i+1 < len(fields); i += 2 {
 			require.NoError(tb, enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]}))
 		}
-		require.NoError(tb, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
+		require.NoError(tb, fr.WriteHeaders(h2frame.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
 	}
 	return buf.Bytes()
 }

@@ -1,7 +1,5 @@
 package cmux
 
-//lint:file-ignore SA1019 the tests drive the x/net/http2 server and client on purpose: users run them, and the mux must work with them.
-
 import (
 	"bufio"
 	"bytes"
@@ -21,9 +19,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 // The exported API of soheilhy/cmux v0.1.5, each identifier with its exact
@@ -249,8 +244,9 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 			fmt.Fprintf(w, "%s %s tls=%v", tag, r.Proto, r.TLS != nil)
 		})
 	}
-	// h2c through x/net/http2, HTTP/1.1, and HTTP/1.1 over crypto/tls.
-	serveHTTP(t, h2cL, &http.Server{Handler: h2c.NewHandler(tagged("h2c"), &http2.Server{})})
+	// h2c through net/http (x/net/http2's h2c handler: the e2e module's
+	// TestXNetHTTP2), HTTP/1.1, and HTTP/1.1 over crypto/tls.
+	serveHTTP(t, h2cL, h2ProtocolsServer(t, tagged("h2c"), nil))
 	serveHTTP(t, httpL, &http.Server{Handler: tagged("http1")})
 	serveHTTP(t, tls.NewListener(tlsL, serverTLS(cert)), &http.Server{Handler: tagged("https")})
 
@@ -292,13 +288,10 @@ func TestAllProtocolsOnOnePort(t *testing.T) {
 			return httpGet(tr, "https://"+addr+"/", "https HTTP/1.1 tls=true")
 		},
 		func() error {
-			tr := &http2.Transport{
-				AllowHTTP: true,
-				DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, network, addr)
-				},
-			}
+			tr := h2cTransport(t, func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			})
 			defer tr.CloseIdleConnections()
 			return httpGet(tr, "http://"+addr+"/", "h2c HTTP/2.0 tls=false")
 		},

@@ -1,7 +1,5 @@
 package cmux_test
 
-//lint:file-ignore SA1019 the tests drive the x/net/http2 server and client on purpose: users run them, and the mux must work with them.
-
 import (
 	"context"
 	"crypto/ecdsa"
@@ -19,7 +17,6 @@ import (
 	"time"
 
 	"github.com/cmux-go/cmux"
-	"golang.org/x/net/http2"
 )
 
 // Serve two HTTPS sites, each with its own certificate, on one port: the
@@ -74,68 +71,6 @@ func ExampleTLSServerName() {
 	// Output:
 	// admin.example.com: admin.example.com over HTTP/2.0
 	// example.com: www.example.com over HTTP/2.0
-}
-
-// Terminate TLS on the root listener, then mux the decrypted connections:
-// one certificate setup for every protocol behind the mux, at a cost. The
-// servers get the mux's connection, not a *tls.Conn: with
-// ExposeConnectionState, net/http fills Request.TLS through its
-// ConnectionState method, but serves HTTP/2 only on
-// a *tls.Conn (TLSNextProto), so HTTP/2 over TLS takes
-// http2.Server.ServeConn on each connection, as here; and a gRPC server
-// behind the mux would need insecure credentials and would not see the
-// peer's TLS state. When the protocols differ by SNI or ALPN, the
-// ClientHello matchers (see ExampleTLSClientHello) avoid these costs.
-func Example_muxInsideTLSWithHTTP2() {
-	issue, roots := exampleCA()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	m := cmux.NewWithOptions(tls.NewListener(l, &tls.Config{
-		Certificates: []tls.Certificate{issue("api.example.com")},
-		NextProtos:   []string{"h2", "http/1.1"},
-	}), cmux.ExposeConnectionState())
-	h2L := m.Match(cmux.HTTP2())
-	h1L := m.Match(cmux.HTTP1Fast())
-
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "%s, TLS %v, ALPN %q", r.Proto, r.TLS != nil, r.TLS.NegotiatedProtocol)
-	})
-	h2s := &http2.Server{}
-	go func() {
-		for {
-			c, err := h2L.Accept()
-			if err != nil {
-				return
-			}
-			go h2s.ServeConn(c, &http2.ServeConnOpts{Handler: handler})
-		}
-	}()
-	hs := &http.Server{Handler: handler}
-	go hs.Serve(h1L)
-	go m.Serve()
-
-	for _, tr := range []*http.Transport{
-		{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "api.example.com"}},
-		{TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "api.example.com", NextProtos: []string{"http/1.1"}}},
-	} {
-		resp, err := (&http.Client{Transport: tr}).Get("https://" + l.Addr().String() + "/")
-		if err != nil {
-			log.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		tr.CloseIdleConnections()
-		fmt.Println(string(body))
-	}
-
-	hs.Close()
-	m.Close()
-	l.Close()
-	// Output:
-	// HTTP/2.0, TLS true, ALPN "h2"
-	// HTTP/1.1, TLS true, ALPN "http/1.1"
 }
 
 // Behind a proxy that sends the PROXY protocol (HAProxy's send-proxy or

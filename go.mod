@@ -6,5 +6,3 @@ require (
 	golang.org/x/crypto v0.1.0
 	golang.org/x/net v0.1.0
 )
-
-require golang.org/x/text v0.4.0 // indirect

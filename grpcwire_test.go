@@ -1,9 +1,7 @@
 package cmux
 
-//lint:file-ignore SA1019 the tests drive the x/net/http2 server on purpose: users run it, and the mux must work with it.
-
 // gRPC on the wire without grpc-go, so that this module's tests need no
-// gRPC dependency: a health service served by golang.org/x/net/http2, and
+// gRPC dependency: a health service served by net/http's HTTP/2, and
 // a client that behaves on the wire as grpc-go's does. The tests with
 // grpc-go itself, on both ends, are in the e2e module.
 
@@ -19,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 	"golang.org/x/net/http2/hpack"
 )
 
@@ -36,14 +34,11 @@ const (
 var grpcHealthServing = []byte{0, 0, 0, 0, 2, 0x08, grpcServing}
 
 // serveHealth serves l, until the test ends, with an HTTP/2 server
-// (golang.org/x/net/http2, prior knowledge, as grpc-go's server) that
+// (net/http, HTTP/2 alone with prior knowledge, as grpc-go's server) that
 // answers grpc.health.v1.Health/Check for the server as a whole (the empty
 // service name) with SERVING, as grpc-go's health service does.
 func serveHealth(t testing.TB, l net.Listener) {
-	s := &http2.Server{}
-	serveConns(t, l, func(c net.Conn) {
-		s.ServeConn(c, &http2.ServeConnOpts{Handler: http.HandlerFunc(grpcHealthHandler)})
-	})
+	serveHTTP(t, l, h2OnlyServer(t, http.HandlerFunc(grpcHealthHandler), nil))
 }
 
 // grpcHealthHandler answers a gRPC health check: SERVING for the empty
@@ -88,7 +83,7 @@ func grpcWireCheck(addr string, calls int) (err error) {
 		return err
 	}
 	var out bytes.Buffer
-	fr := http2.NewFramer(&out, c)
+	fr := h2frame.NewFramer(&out, c)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	flush := func() error {
 		_, err := c.Write(out.Bytes())
@@ -96,7 +91,7 @@ func grpcWireCheck(addr string, calls int) (err error) {
 		return err
 	}
 
-	out.WriteString(http2.ClientPreface)
+	out.WriteString(h2frame.ClientPreface)
 	if err := fr.WriteSettings(); err != nil {
 		return err
 	}
@@ -110,7 +105,7 @@ func grpcWireCheck(addr string, calls int) (err error) {
 	if err != nil {
 		return fmt.Errorf("reading the server's first frame: %w", err)
 	}
-	if sf, ok := f.(*http2.SettingsFrame); !ok || sf.IsAck() {
+	if sf, ok := f.(*h2frame.SettingsFrame); !ok || sf.IsAck() {
 		return fmt.Errorf("the server's first frame is %v, not SETTINGS", f.Header())
 	}
 	if err := fr.WriteSettingsAck(); err != nil {
@@ -130,7 +125,7 @@ func grpcWireCheck(addr string, calls int) (err error) {
 				return err
 			}
 		}
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: stream, BlockFragment: hbuf.Bytes(), EndHeaders: true}); err != nil {
+		if err := fr.WriteHeaders(h2frame.HeadersFrameParam{StreamID: stream, BlockFragment: hbuf.Bytes(), EndHeaders: true}); err != nil {
 			return err
 		}
 		if err := fr.WriteData(stream, true, []byte{0, 0, 0, 0, 0}); err != nil {
@@ -148,7 +143,7 @@ func grpcWireCheck(addr string, calls int) (err error) {
 
 // grpcWireResponse reads frames up to the end of stream, answering the
 // server's SETTINGS and PINGs, and checks that the call got SERVING.
-func grpcWireResponse(fr *http2.Framer, flush func() error, stream uint32) error {
+func grpcWireResponse(fr *h2frame.Framer, flush func() error, stream uint32) error {
 	var (
 		headers bool   // the response headers came
 		status  string // grpc-status
@@ -160,7 +155,7 @@ func grpcWireResponse(fr *http2.Framer, flush func() error, stream uint32) error
 			return err
 		}
 		switch f := f.(type) {
-		case *http2.SettingsFrame:
+		case *h2frame.SettingsFrame:
 			if !f.IsAck() {
 				if err := fr.WriteSettingsAck(); err != nil {
 					return err
@@ -169,7 +164,7 @@ func grpcWireResponse(fr *http2.Framer, flush func() error, stream uint32) error
 					return err
 				}
 			}
-		case *http2.PingFrame:
+		case *h2frame.PingFrame:
 			if !f.IsAck() {
 				if err := fr.WritePing(true, f.Data); err != nil {
 					return err
@@ -178,11 +173,11 @@ func grpcWireResponse(fr *http2.Framer, flush func() error, stream uint32) error
 					return err
 				}
 			}
-		case *http2.GoAwayFrame:
+		case *h2frame.GoAwayFrame:
 			return fmt.Errorf("GOAWAY %v %q", f.ErrCode, f.DebugData())
-		case *http2.RSTStreamFrame:
+		case *h2frame.RSTStreamFrame:
 			return fmt.Errorf("RST_STREAM %v on stream %d", f.ErrCode, f.StreamID)
-		case *http2.MetaHeadersFrame:
+		case *h2frame.MetaHeadersFrame:
 			if f.StreamID != stream {
 				return fmt.Errorf("HEADERS on stream %d, want %d", f.StreamID, stream)
 			}
@@ -215,7 +210,7 @@ func grpcWireResponse(fr *http2.Framer, flush func() error, stream uint32) error
 				}
 				return nil
 			}
-		case *http2.DataFrame:
+		case *h2frame.DataFrame:
 			if f.StreamID != stream {
 				return fmt.Errorf("DATA on stream %d, want %d", f.StreamID, stream)
 			}

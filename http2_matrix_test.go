@@ -1,11 +1,8 @@
 package cmux
 
-//lint:file-ignore SA1019 the tests drive the x/net/http2 server and client on purpose: users run them, and the mux must work with them.
-
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -21,11 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
-
 	"github.com/cmux-go/cmux/internal/h2"
 	"github.com/cmux-go/cmux/internal/wiretest"
+	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 )
 
 // This file tests HTTP/2 through the mux: the SETTINGS frame the mux writes,
@@ -66,14 +61,16 @@ func h2WaitGroup(t *testing.T, wg *sync.WaitGroup, what string) {
 
 // Kinds of REST server.
 const (
-	h2SrvH2C       = "h2c-handler"  // x/net h2c.NewHandler on an http.Server
-	h2SrvServeConn = "h2-serveconn" // x/net http2.Server.ServeConn on each conn
-	h2SrvProtocols = "nethttp-protocols"
-	h2SrvProxy     = "byte-proxy" // io.Copy both ways to a Protocols server
-	h2SrvHTTP1     = "nethttp-1"  // net/http, HTTP/1 only
+	// net/http, HTTP/2 alone, prior knowledge: each connection is HTTP/2
+	// from its first byte, as with x/net's http2.Server.ServeConn (which
+	// the e2e module's TestXNetHTTP2 runs)
+	h2SrvH2Only    = "nethttp-h2only"
+	h2SrvProtocols = "nethttp-protocols" // net/http, HTTP/1 and HTTP/2, as x/net's h2c.NewHandler
+	h2SrvProxy     = "byte-proxy"        // io.Copy both ways to a Protocols server
+	h2SrvHTTP1     = "nethttp-1"         // net/http, HTTP/1 only
 )
 
-var h2ServerKinds = []string{h2SrvH2C, h2SrvServeConn, h2SrvProtocols, h2SrvProxy}
+var h2ServerKinds = []string{h2SrvH2Only, h2SrvProtocols, h2SrvProxy}
 
 // h2RESTHandler answers "name proto path". Paths starting with /slow are
 // answered after a while: clients that send all their requests at once
@@ -184,21 +181,15 @@ func h2ServeREST(t *testing.T, kind string, l net.Listener, name string, logw io
 	h := h2RESTHandler(name, reqs)
 	errLog := log.New(logw, kind+" "+name+": ", 0)
 	switch kind {
-	case h2SrvH2C:
-		h2ServeHTTP(t, l, &http.Server{Handler: h2c.NewHandler(h, &http2.Server{}), ErrorLog: errLog})
 	case h2SrvProtocols:
-		h2ServeHTTP(t, l, h2ProtocolsServer(h, errLog))
+		h2ServeHTTP(t, l, h2ProtocolsServer(t, h, errLog))
 	case h2SrvHTTP1:
 		h2ServeHTTP(t, l, &http.Server{Handler: h, ErrorLog: errLog})
-	case h2SrvServeConn:
-		s := &http2.Server{}
-		h2ServeConns(t, l, func(c net.Conn, _ func(net.Conn)) {
-			s.ServeConn(c, &http2.ServeConnOpts{Handler: h, BaseConfig: &http.Server{ErrorLog: errLog}})
-			c.Close()
-		})
+	case h2SrvH2Only:
+		h2ServeHTTP(t, l, h2OnlyServer(t, h, errLog))
 	case h2SrvProxy:
 		ul := listenLoopback(t)
-		h2ServeHTTP(t, ul, h2ProtocolsServer(h, errLog))
+		h2ServeHTTP(t, ul, h2ProtocolsServer(t, h, errLog))
 		h2ServeConns(t, l, func(c net.Conn, track func(net.Conn)) { h2ProxyConn(c, ul.Addr().String(), track) })
 	default:
 		t.Fatalf("unknown server kind %q", kind)
@@ -518,7 +509,7 @@ func h2CurlReuseBroken(t *testing.T) (bool, string) {
 		h2CurlReuse.version, _, _ = strings.Cut(out, "\n")
 		l := listenLoopback(t)
 		var reqs atomic.Int64
-		hs := h2ProtocolsServer(h2RESTHandler("bare", &reqs), log.New(io.Discard, "", 0))
+		hs := h2ProtocolsServer(t, h2RESTHandler("bare", &reqs), log.New(io.Discard, "", 0))
 		done := make(chan struct{})
 		go func() { defer close(done); _ = hs.Serve(l) }()
 		out, errOut, code := h2Run(t, "curl", h2CurlArgs(append([]string{"--http2-prior-knowledge"}, h2URLs(l.Addr().String(), "/a", "/b")...)...)...)
@@ -604,9 +595,9 @@ var h2Chains = []h2Chain{
 }
 
 // serve serves a mux with the chain until the test ends: a gRPC health
-// server (serveHealth: x/net/http2 answering as grpc-go) on its gRPC
-// listener, REST servers of kind srv on the others (net/http for HTTP/1
-// when srv is ServeConn). It returns the mux's address.
+// server (serveHealth: net/http's HTTP/2 answering as grpc-go) on its
+// gRPC listener, REST servers of kind srv on the others (net/http for
+// HTTP/1 when srv speaks HTTP/2 alone). It returns the mux's address.
 func (ch h2Chain) serve(t *testing.T, srv string) string {
 	logs := h2CheckServerLog(t)
 	var gl net.Listener
@@ -615,7 +606,7 @@ func (ch h2Chain) serve(t *testing.T, srv string) string {
 	serveHealth(t, gl)
 	for name, l := range rest {
 		kind := srv
-		if name == "h1" && srv == h2SrvServeConn {
+		if name == "h1" && srv == h2SrvH2Only {
 			kind = h2SrvHTTP1
 		}
 		h2ServeREST(t, kind, l, name, logs, nil)
@@ -647,8 +638,8 @@ type h2Cell struct {
 func (c h2MatrixClient) applies(ch h2Chain, server string) bool {
 	switch c.kind {
 	case h2ClientH1:
-		// http2.Server.ServeConn does not speak HTTP/1.
-		return ch.h1 != "" && !(ch.h1 == "rest" && server == h2SrvServeConn)
+		// An HTTP/2-only server does not speak HTTP/1.
+		return ch.h1 != "" && !(ch.h1 == "rest" && server == h2SrvH2Only)
 	case h2ClientOther:
 		return ch.other
 	}
@@ -671,19 +662,17 @@ func h2RunGRPCWire(t *testing.T, e *h2Cell) {
 	require.NoError(t, grpcWireCheck(e.addr, 3))
 }
 
-// h2RunGo makes three requests with an x/net/http2 Transport over plain
-// TCP and checks that they went over one connection to listener want.
+// h2RunGo makes three requests with net/http's HTTP/2 Transport over plain
+// TCP (prior knowledge, as x/net/http2's with AllowHTTP) and checks that
+// they went over one connection to listener want.
 func h2RunGo(t *testing.T, e *h2Cell, mode h2RelayMode, contentType, want string) {
 	addr, rl := e.target(t, mode)
 	var dials atomic.Int32
-	tr := &http2.Transport{
-		AllowHTTP: true,
-		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-			dials.Add(1)
-			var d net.Dialer
-			return d.DialContext(ctx, network, addr)
-		},
-	}
+	tr := h2cTransport(t, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	})
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: h2Timeout}
 	for _, p := range []string{"/a", "/b", "/c"} {
@@ -808,7 +797,8 @@ var h2MatrixClients = []h2MatrixClient{
 // TestH2Matrix runs every client against every matcher chain and REST
 // server: the gRPC health server of serveHealth on the gRPC listener, the
 // REST server of the cell on the others (net/http for HTTP/1 when the REST
-// server is ServeConn). The e2e module's TestGRPCMatrix runs grpc-go's
+// server speaks HTTP/2 alone). The e2e module's TestXNetHTTP2 runs
+// x/net/http2's servers and client on the same chains. The e2e module's TestGRPCMatrix runs grpc-go's
 // client and server on the same chains.
 func TestH2Matrix(t *testing.T) {
 	checkLeaks(t)
@@ -847,7 +837,7 @@ func TestH2CurlReuseControl(t *testing.T) {
 	if !broken {
 		t.Skipf("%s reuses prior-knowledge HTTP/2 connections", version)
 	}
-	for _, kind := range []string{h2SrvH2C, h2SrvServeConn, h2SrvProtocols} {
+	for _, kind := range []string{h2SrvH2Only, h2SrvProtocols} {
 		t.Run(kind, func(t *testing.T) {
 			checkLeaks(t)
 			l := listenLoopback(t)
@@ -873,7 +863,7 @@ func TestH2CurlReuseControl(t *testing.T) {
 // more SETTINGS than it sent, and logs it (which the matrix checks).
 func TestH2StrayAckControl(t *testing.T) {
 	checkLeaks(t)
-	for _, kind := range []string{h2SrvH2C, h2SrvServeConn, h2SrvProtocols} {
+	for _, kind := range []string{h2SrvH2Only, h2SrvProtocols} {
 		t.Run(kind, func(t *testing.T) {
 			checkLeaks(t)
 			l := listenLoopback(t)
@@ -882,7 +872,7 @@ func TestH2StrayAckControl(t *testing.T) {
 			c := h2Dial(t, l.Addr().String())
 			c.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings(), wiretest.SettingsAck(), wiretest.SettingsAck(), c.request(1, "/")))
 			ga := c.readUntilGoAway()
-			require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
+			require.Equal(t, h2frame.ErrCodeProtocol, ga.ErrCode)
 			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "PROTOCOL_ERROR") },
 				5*time.Second, 10*time.Millisecond, "server log: %q", logs.String())
 		})

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/cmux-go/cmux/internal/h2"
@@ -30,7 +30,7 @@ import (
 type h2Conn struct {
 	t    *testing.T
 	c    net.Conn
-	fr   *http2.Framer
+	fr   *h2frame.Framer
 	hbuf bytes.Buffer
 	enc  *hpack.Encoder
 
@@ -43,7 +43,7 @@ func h2Dial(t *testing.T, addr string) *h2Conn {
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	require.NoError(t, c.SetDeadline(time.Now().Add(h2Timeout)))
-	hc := &h2Conn{t: t, c: c, fr: http2.NewFramer(c, c)}
+	hc := &h2Conn{t: t, c: c, fr: h2frame.NewFramer(c, c)}
 	hc.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	hc.enc = hpack.NewEncoder(&hc.hbuf)
 	return hc
@@ -88,28 +88,28 @@ func (hc *h2Conn) readNothing(d time.Duration) {
 
 // readUntil reads frames, ACKing the server's SETTINGS and counting them
 // and its ACKs, until done says so.
-func (hc *h2Conn) readUntil(what string, done func(http2.Frame) bool) {
+func (hc *h2Conn) readUntil(what string, done func(h2frame.Frame) bool) {
 	hc.t.Helper()
 	for range 1000 {
 		f, err := hc.fr.ReadFrame()
 		require.NoError(hc.t, err, "reading until %s", what)
 		switch f := f.(type) {
-		case *http2.SettingsFrame:
+		case *h2frame.SettingsFrame:
 			if f.IsAck() {
 				hc.acks++
 				break
 			}
 			var p []byte
-			_ = f.ForeachSetting(func(s http2.Setting) error {
+			_ = f.ForeachSetting(func(s h2frame.Setting) error {
 				p = binary.BigEndian.AppendUint16(p, uint16(s.ID))
 				p = binary.BigEndian.AppendUint32(p, s.Val)
 				return nil
 			})
 			hc.settings = append(hc.settings, p)
 			hc.write(wiretest.SettingsAck())
-		case *http2.GoAwayFrame:
+		case *h2frame.GoAwayFrame:
 			hc.t.Fatalf("GOAWAY %v %q", f.ErrCode, f.DebugData())
-		case *http2.RSTStreamFrame:
+		case *h2frame.RSTStreamFrame:
 			hc.t.Fatalf("RST_STREAM %v on stream %d", f.ErrCode, f.StreamID)
 		}
 		if done(f) {
@@ -123,13 +123,13 @@ func (hc *h2Conn) readUntil(what string, done func(http2.Frame) bool) {
 // returns its status and body.
 func (hc *h2Conn) readResponse(stream uint32) (status, body string) {
 	hc.t.Helper()
-	hc.readUntil("end of response", func(f http2.Frame) bool {
+	hc.readUntil("end of response", func(f h2frame.Frame) bool {
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
+		case *h2frame.MetaHeadersFrame:
 			if f.StreamID == stream {
 				status = f.PseudoValue("status")
 			}
-		case *http2.DataFrame:
+		case *h2frame.DataFrame:
 			if f.StreamID == stream {
 				body += string(f.Data())
 				return f.StreamEnded()
@@ -146,18 +146,18 @@ func (hc *h2Conn) ping() {
 	hc.t.Helper()
 	data := []byte("cmuxping")
 	hc.write(wiretest.Frame(h2.FramePing, 0, 0, data))
-	hc.readUntil("PING ACK", func(f http2.Frame) bool {
-		p, ok := f.(*http2.PingFrame)
+	hc.readUntil("PING ACK", func(f h2frame.Frame) bool {
+		p, ok := f.(*h2frame.PingFrame)
 		return ok && p.IsAck() && string(p.Data[:]) == string(data)
 	})
 }
 
-func (hc *h2Conn) readUntilGoAway() *http2.GoAwayFrame {
+func (hc *h2Conn) readUntilGoAway() *h2frame.GoAwayFrame {
 	hc.t.Helper()
 	for range 1000 {
 		f, err := hc.fr.ReadFrame()
 		require.NoError(hc.t, err)
-		if ga, ok := f.(*http2.GoAwayFrame); ok {
+		if ga, ok := f.(*h2frame.GoAwayFrame); ok {
 			return ga
 		}
 	}
@@ -319,7 +319,7 @@ func TestH2NoMuxSettings(t *testing.T) {
 		c.write(wiretest.Cat(pre, wiretest.SettingsAck()))
 		f, err := c.fr.ReadFrame()
 		require.NoError(t, err)
-		sf, ok := f.(*http2.SettingsFrame)
+		sf, ok := f.(*h2frame.SettingsFrame)
 		require.True(t, ok, "first frame %v", f)
 		require.False(t, sf.IsAck())
 		require.NotEqual(t, 1, sf.NumSettings(), "looks like the mux's SETTINGS")

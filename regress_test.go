@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/cmux-go/cmux/internal/h2"
@@ -41,9 +41,9 @@ func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	_, err = io.WriteString(c, http2.ClientPreface)
+	_, err = io.WriteString(c, h2frame.ClientPreface)
 	require.NoError(t, err)
-	fr := http2.NewFramer(c, c)
+	fr := h2frame.NewFramer(c, c)
 	require.NoError(t, fr.WriteSettings())
 	// The client waits for the server's SETTINGS: the mux's, once.
 	got := make([]byte, len(h2.MuxSettings))
@@ -56,7 +56,7 @@ func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
 	require.NoError(t, enc.WriteField(hpack.HeaderField{Name: ":method", Value: "GET"}))
 	require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "content-type", Value: "text/plain"}))
 	require.NoError(t, fr.WriteSettingsAck())
-	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
+	require.NoError(t, fr.WriteHeaders(h2frame.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
 	require.NoError(t, c.(*net.TCPConn).CloseWrite())
 
 	sc, err := anyL.Accept()
@@ -67,20 +67,20 @@ func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
 	require.NoError(t, err)
 	// The server reads the preface, the client's SETTINGS and the HEADERS:
 	// no ACK.
-	sfr := http2.NewFramer(nil, bytes.NewReader(stream[len(http2.ClientPreface):]))
-	var types []http2.FrameType
+	sfr := h2frame.NewFramer(nil, bytes.NewReader(stream[len(h2frame.ClientPreface):]))
+	var types []h2frame.FrameType
 	for {
 		f, err := sfr.ReadFrame()
 		if err == io.EOF {
 			break
 		}
 		require.NoError(t, err)
-		if sf, ok := f.(*http2.SettingsFrame); ok {
+		if sf, ok := f.(*h2frame.SettingsFrame); ok {
 			require.False(t, sf.IsAck(), "the client's ACK of the mux's SETTINGS reached the server")
 		}
 		types = append(types, f.Header().Type)
 	}
-	require.Equal(t, []http2.FrameType{http2.FrameSettings, http2.FrameHeaders}, types)
+	require.Equal(t, []h2frame.FrameType{h2frame.FrameSettings, h2frame.FrameHeaders}, types)
 	// Nothing more from the mux.
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 	n, _ := c.Read(got)
@@ -91,8 +91,8 @@ func TestWrappedReaderWriterMatcherAckFiltered(t *testing.T) {
 // the fields it kept.
 func TestHTTP2HeaderFieldManyFields(t *testing.T) {
 	var flight bytes.Buffer
-	flight.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(&flight, nil)
+	flight.WriteString(h2frame.ClientPreface)
+	fr := h2frame.NewFramer(&flight, nil)
 	require.NoError(t, fr.WriteSettings())
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
@@ -100,7 +100,7 @@ func TestHTTP2HeaderFieldManyFields(t *testing.T) {
 	for range ihpack.MaxFields + 50 {
 		require.NoError(t, enc.WriteField(hpack.HeaderField{Name: "x", Value: "y"}))
 	}
-	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
+	require.NoError(t, fr.WriteHeaders(h2frame.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndHeaders: true}))
 	require.True(t, HTTP2HeaderField("content-type", "application/grpc")(bytes.NewReader(flight.Bytes())))
 	require.False(t, HTTP2HeaderField("content-type", "text/plain")(bytes.NewReader(flight.Bytes())))
 }

@@ -1,7 +1,5 @@
 package cmux
 
-//lint:file-ignore SA1019 the tests drive the x/net/http2 client on purpose: users run it, and the mux must work with it.
-
 import (
 	"bufio"
 	"bytes"
@@ -18,8 +16,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
 
 	"github.com/cmux-go/cmux/internal/wiretest"
 )
@@ -448,11 +444,11 @@ func TestTLSHelloH2AndHTTPS(t *testing.T) {
 
 	// An HTTP/2 client with a client certificate, offering "h2" alone as
 	// gRPC clients do.
-	h2tr := &http2.Transport{TLSClientConfig: &tls.Config{
+	h2tr := h2TLSTransport(t, &tls.Config{
 		ServerName:   "api.example.com",
 		RootCAs:      pki.Roots,
 		Certificates: []tls.Certificate{clientCert},
-	}}
+	})
 	defer h2tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: h2tr, Timeout: thWait}).Get("https://" + addr + "/")
 	require.NoError(t, err)
