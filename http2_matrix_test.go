@@ -797,9 +797,9 @@ var h2MatrixClients = []h2MatrixClient{
 // TestH2Matrix runs every client against every matcher chain and REST
 // server: the gRPC health server of serveHealth on the gRPC listener, the
 // REST server of the cell on the others (net/http for HTTP/1 when the REST
-// server speaks HTTP/2 alone). The e2e module's TestXNetHTTP2 runs
-// x/net/http2's servers and client on the same chains. The e2e module's TestGRPCMatrix runs grpc-go's
-// client and server on the same chains.
+// server speaks HTTP/2 alone). On the same chains, the e2e module's
+// TestXNetHTTP2 runs x/net/http2's servers and client, and its
+// TestGRPCMatrix grpc-go's client and server.
 func TestH2Matrix(t *testing.T) {
 	checkLeaks(t)
 	for _, ch := range h2Chains {

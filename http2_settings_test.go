@@ -1,7 +1,5 @@
 package cmux
 
-//lint:file-ignore SA1019 the tests drive the x/net/http2 server and client on purpose: users run them, and the mux must work with them.
-
 import (
 	"bufio"
 	"bytes"
