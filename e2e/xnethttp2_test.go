@@ -14,11 +14,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -173,8 +176,69 @@ func xnGetHTTP1(t *testing.T, addr, want string) {
 	require.Equal(t, want+" HTTP/1.1 /h1\n", string(body))
 }
 
+// xnRun runs name with args and returns its output and exit code; it
+// skips the test if name is not installed, unless in CI.
+func xnRun(t *testing.T, name string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	require.NoError(t, ctx.Err(), "%s %q timed out: %s", name, args, e.String())
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+func xnURLs(addr string, paths ...string) []string {
+	var us []string
+	for _, p := range paths {
+		us = append(us, "http://"+addr+p)
+	}
+	return us
+}
+
+// xnCurl runs curl --http2-prior-knowledge once per URL (one request per
+// connection, which every curl can do).
+func xnCurl(t *testing.T, addr string) {
+	for _, p := range []string{"/a", "/b"} {
+		out, errOut, code := xnRun(t, "curl", "-sS", "--noproxy", "*", "--max-time", "20", "--http2-prior-knowledge", "http://"+addr+p)
+		require.Zero(t, code, "curl exit code; stderr %q", errOut)
+		require.Equal(t, "rest HTTP/2.0 "+p+"\n", out)
+	}
+}
+
+// xnNghttp runs nghttp (HTTP/2 with prior knowledge) with three URLs on one
+// connection and checks that no side sent a GOAWAY with an error.
+func xnNghttp(t *testing.T, addr, name string, paths ...string) {
+	out, errOut, code := xnRun(t, "nghttp", append([]string{"-v", "-t", "20"}, xnURLs(addr, paths...)...)...)
+	require.Zero(t, code, "nghttp exit code; stderr %q; output:\n%s", errOut, out)
+	for _, p := range paths {
+		w := name + " HTTP/2.0 " + p + "\n"
+		require.Equal(t, 1, strings.Count(out, w), "nghttp output has not %q once:\n%s", w, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "error_code=") {
+			require.Contains(t, line, "error_code=NO_ERROR", "nghttp output:\n%s", out)
+		}
+	}
+	require.NotContains(t, out+errOut, "[ERROR]", "nghttp output:\n%s", out)
+	require.NotContains(t, out, "recv GOAWAY", "the server went away:\n%s", out)
+}
+
 // TestXNetHTTP2 runs x/net/http2's Transport (and net/http's HTTP/1.1
-// client) against x/net/http2's servers behind every matcher chain of the
+// client, curl and nghttp) against x/net/http2's servers behind every matcher chain of the
 // root package's TestH2Matrix, with grpc-go's health server on the gRPC
 // listener. No server may log an error: a stray ACK of the mux's SETTINGS
 // makes x/net/http2 servers fail the connection and log it.
@@ -199,6 +263,8 @@ func TestXNetHTTP2(t *testing.T) {
 				start()
 
 				xnGet(t, addr, "", "rest")
+				t.Run("curl", func(t *testing.T) { xnCurl(t, addr) })
+				t.Run("nghttp", func(t *testing.T) { xnNghttp(t, addr, "rest", "/a", "/b", "/slow") })
 				if ch.other {
 					xnGet(t, addr, "application/other", "other")
 				}
@@ -239,6 +305,35 @@ func TestXNetHTTP2StrayAckControl(t *testing.T) {
 			require.Equal(t, http2.ErrCodeProtocol, ga.ErrCode)
 			require.Eventually(t, func() bool { return strings.Contains(logs.String(), "PROTOCOL_ERROR") },
 				5*time.Second, 10*time.Millisecond, "server log: %q", logs.String())
+		})
+	}
+}
+
+// TestXNetHTTP2CurlReuseControl shows, for x/net/http2's servers, that a
+// curl that fails a second request over one prior-knowledge connection
+// (curl/curl#10634, fixed in curl 8.0.0) does so without cmux: against
+// bare servers it never sends that request, while nghttp does fine. The
+// root package's TestH2CurlReuseControl does it for net/http's.
+func TestXNetHTTP2CurlReuseControl(t *testing.T) {
+	checkLeaks(t)
+	out, _, _ := xnRun(t, "curl", "--version")
+	version, _, _ := strings.Cut(out, "\n")
+	for _, kind := range []string{xnH2C, xnServeConn} {
+		t.Run(kind, func(t *testing.T) {
+			checkLeaks(t)
+			l := listenLoopback(t)
+			xnServe(t, kind, l, "bare", io.Discard)
+			us := xnURLs(l.Addr().String(), "/a", "/b")
+			out, errOut, code := xnRun(t, "curl", append([]string{"-sS", "--noproxy", "*", "--max-time", "20", "--http2-prior-knowledge"}, us...)...)
+			switch {
+			case code == 0 && out == "bare HTTP/2.0 /a\nbare HTTP/2.0 /b\n":
+				t.Skipf("%s reuses prior-knowledge HTTP/2 connections", version)
+			case code == 16 && out == "bare HTTP/2.0 /a\n":
+				require.Contains(t, errOut, "Error in the HTTP2 framing layer")
+			default:
+				t.Fatalf("unexpected curl result without cmux: exit %d, stdout %q, stderr %q", code, out, errOut)
+			}
+			xnNghttp(t, l.Addr().String(), "bare", "/a", "/b")
 		})
 	}
 }
