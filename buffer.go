@@ -72,6 +72,7 @@ func (bp *bufferPools) put(i int, b *[]byte) { bp.pools[i].Put(b) }
 // reads more than they ask for when that many bytes are already buffered.
 type sniffer struct {
 	conn *MuxConn
+	mux  *cMux // nil for a sniffer of tests
 	// The matching phase of conn, for the mux:
 	// slot is 1 + its index in the mux's inflight list, 0 if not in it
 	// (under the mux's connMu). deadline ends the matching phase (Unix

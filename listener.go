@@ -60,8 +60,8 @@ func (l *muxListener) Accept() (net.Conn, error) {
 			l.m.closedUndelivered(c, l, ErrListenerClosed)
 			return nil, ErrListenerClosed
 		}
-		if l.m.closed.Load() {
-			c.Close()
+		if l.m.closed.Load() && !l.m.drainedOK.Load() {
+			l.m.closedUndelivered(c, l, ErrServerClosed)
 			return nil, ErrServerClosed
 		}
 		if o := l.m.obs; o != nil && o.hooks.Delivered != nil {

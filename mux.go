@@ -62,6 +62,7 @@ type cMux struct {
 	drainOnce      sync.Once
 	served         atomic.Bool
 	servedone      chan struct{}
+	drainedOK      atomic.Bool // Shutdown found nothing queued: Close hands out what Accept took
 	acceptStop     chan struct{}
 	acceptStopOnce sync.Once
 	abortc         chan struct{}
@@ -308,6 +309,9 @@ func (m *cMux) Shutdown(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if m.drained() {
+			// A child's Accept may hold a connection it took from its
+			// queue: Close must not take it back.
+			m.drainedOK.Store(true)
 			m.Close()
 			return nil
 		}
@@ -409,6 +413,10 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 		default: // aborted
 			m.release()
 			c.Close()
+			if m.obs != nil {
+				m.dropped(mc, ErrServerClosed, "")
+			}
+			mc.dropSniffer()
 			return
 		}
 	}
@@ -574,6 +582,7 @@ func sourceOf(c net.Conn) (netip.Addr, bool) {
 func (m *cMux) newConn(c net.Conn) *MuxConn {
 	mc := &MuxConn{Conn: c}
 	mc.sniff = m.pools.newSniffer(mc, m.maxSniff)
+	mc.sniff.mux = m
 	return mc
 }
 

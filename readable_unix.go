@@ -16,15 +16,27 @@ import (
 // so that a connection that is silent while it is matched holds no buffer.
 // What the wait ended on is left for the next Read to report.
 func waitReadable(c net.Conn) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return
+	if rc, ok := rawConn(c); ok {
+		_ = rc.Read(peekReadable)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return
+}
+
+// rawConn returns the RawConn of c if c is a socket of the net package
+// itself. A type of the program's that embeds one (and so has
+// SyscallConn) may have a Read of its own, with bytes of its own, which
+// reading the socket would skip: it is read through its Read alone.
+func rawConn(c net.Conn) (syscall.RawConn, bool) {
+	var rc syscall.RawConn
+	var err error
+	switch c := c.(type) {
+	case *net.TCPConn:
+		rc, err = c.SyscallConn()
+	case *net.UnixConn:
+		rc, err = c.SyscallConn()
+	default:
+		return nil, false
 	}
-	_ = rc.Read(peekReadable)
+	return rc, err == nil
 }
 
 // peekReadable is the callback of waitReadable: true once a byte, the end
@@ -38,8 +50,11 @@ func peekReadable(fd uintptr) bool {
 
 // isSocket reports whether readNow can read from c.
 func isSocket(c net.Conn) bool {
-	_, ok := c.(syscall.Conn)
-	return ok
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
+	}
+	return false
 }
 
 // readNow reads from c into p without waiting, when c is a socket: ok
@@ -47,12 +62,8 @@ func isSocket(c net.Conn) bool {
 // owns r, whose callback is made once, so that a read allocates nothing but
 // the socket's RawConn.
 func (r *nowReader) readNow(c net.Conn, p []byte) (n int, err error, ok bool) {
-	sc, isSock := c.(syscall.Conn)
+	rc, isSock := rawConn(c)
 	if !isSock {
-		return 0, nil, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
 		return 0, nil, false
 	}
 	if r.fn == nil {

@@ -82,17 +82,29 @@ func (s *sniffer) silentFor(d time.Duration) bool {
 		return false
 	}
 	err := s.fill(1)
-	// Back to the mux's bound: none before the matching deadline, past
-	// once it has passed.
-	restore := time.Time{}
-	if dl := s.deadline; dl != 0 && time.Now().UnixNano() >= dl {
-		restore = aLongTimeAgo
-	}
-	_ = s.conn.Conn.SetReadDeadline(restore)
+	s.restoreDeadline()
 	if own && isTimeoutErr(s.err) {
 		s.err = nil
 	}
 	return len(s.buf) == 0 && isTimeoutErr(err)
+}
+
+// restoreDeadline gives the connection back the mux's bound after Silent
+// set a deadline of its own: none, unless the mux's expirer has set its past
+// one already (under the mux's connMu, so that the expirer cannot set one
+// in between that this would wipe). If the matching deadline passed during
+// Silent's wait, the timeout error sticks in s.err, so later matchers read
+// nothing more, and the delivered connection has no deadline left.
+func (s *sniffer) restoreDeadline() {
+	if m := s.mux; m != nil {
+		m.connMu.Lock()
+		defer m.connMu.Unlock()
+		if s.expired {
+			_ = s.conn.Conn.SetReadDeadline(aLongTimeAgo)
+			return
+		}
+	}
+	_ = s.conn.Conn.SetReadDeadline(time.Time{})
 }
 
 func isTimeoutErr(err error) bool {
