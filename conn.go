@@ -255,6 +255,18 @@ type connectionStater interface {
 	ConnectionState() tls.ConnectionState
 }
 
+// muxConnOf returns the *MuxConn behind c, a connection the mux delivers
+// (a *MuxConn, or a *tlsMuxConn with ExposeConnectionState), or nil.
+func muxConnOf(c net.Conn) *MuxConn {
+	switch c := c.(type) {
+	case *MuxConn:
+		return c
+	case *tlsMuxConn:
+		return c.MuxConn
+	}
+	return nil
+}
+
 // tlsMuxConn is the delivered connection when the underlying one has TLS
 // state.
 type tlsMuxConn struct{ *MuxConn }

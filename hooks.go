@@ -167,13 +167,8 @@ func (m *cMux) acceptFailed(err error, temporary bool) {
 }
 
 func (m *cMux) hookDelivered(l *muxListener, c net.Conn) {
-	var mc *MuxConn
-	switch c := c.(type) {
-	case *MuxConn:
-		mc = c
-	case *tlsMuxConn:
-		mc = c.MuxConn
-	default:
+	mc := muxConnOf(c)
+	if mc == nil {
 		return
 	}
 	m.obs.hooks.Delivered(ConnEvent{

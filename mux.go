@@ -780,10 +780,8 @@ func (m *cMux) closedUndelivered(dc net.Conn, l *muxListener, why error) {
 	if m.obs == nil {
 		return
 	}
-	if c, ok := dc.(*MuxConn); ok {
+	if c := muxConnOf(dc); c != nil {
 		m.dropped(c, why, l.nameOf())
-	} else if c, ok := dc.(*tlsMuxConn); ok {
-		m.dropped(c.MuxConn, why, l.nameOf())
 	}
 }
 

@@ -125,16 +125,14 @@ func (p *ProxyInfo) TLV(typ byte) ([]byte, bool) {
 // the mux). It reports false if there was none.
 func ProxyHeader(c net.Conn) (*ProxyInfo, bool) {
 	for range 16 {
-		switch v := c.(type) {
-		case *MuxConn:
-			return v.proxy, v.proxy != nil
-		case *tlsMuxConn:
-			return v.proxy, v.proxy != nil
-		case interface{ NetConn() net.Conn }:
-			c = v.NetConn()
-		default:
+		if mc := muxConnOf(c); mc != nil {
+			return mc.proxy, mc.proxy != nil
+		}
+		nc, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
 			return nil, false
 		}
+		c = nc.NetConn()
 	}
 	return nil, false
 }
