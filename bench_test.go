@@ -246,8 +246,10 @@ func BenchmarkConnHooks(b *testing.B) {
 	}
 }
 
-// BenchmarkMatch measures the same connections as BenchmarkConn without the
-// hand-offs between goroutines: the cost the mux adds per connection.
+// BenchmarkMatch measures part of the path only: the same connections as
+// BenchmarkConn, matched and queued on the benchmark's goroutine, without
+// the accept loop, the hand-offs between goroutines or the child's Accept.
+// Do not compare it with full-path figures (benchcmp's, or v0.1.5's).
 func BenchmarkMatch(b *testing.B) {
 	for _, c := range connCases() {
 		b.Run(c.name, func(b *testing.B) { benchMatch(b, c.flight(b), c.setup) })
