@@ -1,0 +1,5 @@
+module github.com/cmux-go/cmux/cmuxgrpc
+
+go 1.26.0
+
+replace github.com/cmux-go/cmux => ../
