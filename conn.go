@@ -136,6 +136,16 @@ func (c *MuxConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Direct reports whether reads of c go straight to the underlying
+// connection (NetConn) now: every byte the mux read while matching has been
+// read, and the mux has nothing left to take out of what the client sends
+// (such as the acknowledgement of a SETTINGS frame the mux wrote for an
+// HTTP/2 writer matcher). Once Direct reports true it always does. From
+// then on, reading NetConn is the same as reading c: code that reads the
+// socket its own way, for example taking a buffer only once bytes have
+// arrived, may switch to it.
+func (c *MuxConn) Direct() bool { return c.direct.Load() }
+
 // readReplay reads the buffered bytes, then the underlying connection.
 // c.rmu is held.
 func (c *MuxConn) readReplay(p []byte) (int, error) {

@@ -1,0 +1,149 @@
+package cmuxgrpc
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cmux-go/cmux"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// The idle-connection heap of a gRPC server: bare grpc-go on its own
+// listener, behind the mux, and behind the mux through Listener. The
+// clients run in a child process (this test binary, run again), so that
+// the heap measured is the server's alone.
+//
+//	go test -run '^$' -bench IdleConnHeap -benchtime 1x ./cmuxgrpc
+//
+// reports heap-B/conn for each: the growth of the live heap, after a
+// collection, per idle connection that has made one call.
+
+const clientsEnv = "CMUXGRPC_HEAP_CLIENTS"
+
+func BenchmarkIdleConnHeap(b *testing.B) {
+	const conns = 500
+	for _, tc := range []struct {
+		name  string
+		serve func(srv *grpc.Server, root net.Listener) (stop func())
+	}{
+		{"bare", func(srv *grpc.Server, root net.Listener) func() {
+			go srv.Serve(root)
+			return func() {}
+		}},
+		{"mux", func(srv *grpc.Server, root net.Listener) func() {
+			m := cmux.New(root)
+			go srv.Serve(m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")))
+			go m.Serve()
+			return m.Close
+		}},
+		{"mux+Listener", func(srv *grpc.Server, root net.Listener) func() {
+			m := cmux.New(root)
+			go srv.Serve(Listener(m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))))
+			go m.Serve()
+			return m.Close
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var perConn float64
+			for range b.N {
+				perConn = idleHeap(b, conns, tc.serve)
+			}
+			b.ReportMetric(perConn, "heap-B/conn")
+		})
+	}
+}
+
+func idleHeap(b *testing.B, conns int, serve func(*grpc.Server, net.Listener) func()) float64 {
+	root, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	stop := serve(srv, root)
+	defer func() {
+		srv.Stop()
+		stop()
+	}()
+	before := liveHeap()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHeapClients$")
+	cmd.Env = append(os.Environ(), clientsEnv+"="+root.Addr().String()+" "+strconv.Itoa(conns))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	sc := bufio.NewScanner(stdout)
+	ready := false
+	for sc.Scan() {
+		if sc.Text() == "READY" {
+			ready = true
+			break
+		}
+	}
+	if !ready {
+		b.Fatal("the clients did not get ready")
+	}
+	time.Sleep(200 * time.Millisecond) // let every server goroutine go idle
+	return float64(liveHeap()-before) / float64(conns)
+}
+
+func liveHeap() int64 {
+	var ms runtime.MemStats
+	for range 2 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// TestHeapClients is the child process of BenchmarkIdleConnHeap: it opens
+// the connections, makes one call on each, says READY and keeps them until
+// its stdin closes.
+func TestHeapClients(t *testing.T) {
+	spec := os.Getenv(clientsEnv)
+	if spec == "" {
+		t.Skip("run by BenchmarkIdleConnHeap")
+	}
+	var addr string
+	var n int
+	if _, err := fmt.Sscan(spec, &addr, &n); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for range n {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Println("READY")
+	io.Copy(io.Discard, os.Stdin)
+}
