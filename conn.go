@@ -55,6 +55,23 @@ type MuxConn struct {
 	// wdirect is set while writes need nothing but the underlying conn.
 	wdirect atomic.Bool
 	wmu     sync.Mutex // guards h2.settings
+
+	// h2Ends counts the directions, reads and writes, still using c.h2
+	// after delivery when the mux wrote SETTINGS (see h2Done).
+	h2Ends atomic.Int32
+}
+
+// h2Done is called once by each direction of a delivered connection whose
+// HTTP/2 fix-ups it ended: by Read as it sets direct, under rmu, and by
+// Write as it sets wdirect, under wmu. The second returns c.h2 to its pool.
+// Neither direction reads c.h2 once its flag is set (each checks it again
+// under its lock), so nothing else holds c.h2 then.
+func (c *MuxConn) h2Done() {
+	if c.h2Ends.Load() > 0 && c.h2Ends.Add(-1) == 0 {
+		st := c.h2
+		c.h2 = nil
+		putH2State(st)
+	}
 }
 
 // forgetParses drops the parses the matchers shared, which a matching
@@ -94,6 +111,7 @@ func (c *MuxConn) endMatching(delivered bool) {
 	if c.wroteSettings() {
 		c.h2.ack.Start(c.h2.ackNotBefore)
 		c.h2.settings.Start()
+		c.h2Ends.Store(2)
 	} else {
 		c.wdirect.Store(true)
 	}
@@ -123,6 +141,10 @@ func (c *MuxConn) Read(p []byte) (int, error) {
 	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.direct.Load() {
+		// Another Read ended the mux's part meanwhile; c.h2 may be gone.
+		return c.Conn.Read(p)
+	}
 	var n int
 	var err error
 	if c.filtersAck() {
@@ -132,6 +154,7 @@ func (c *MuxConn) Read(p []byte) (int, error) {
 	}
 	if len(c.replay) == 0 && !c.filtersAck() {
 		c.direct.Store(true)
+		c.h2Done()
 	}
 	return n, err
 }
@@ -186,6 +209,10 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.wdirect.Load() {
+		// Another Write ended the mux's part meanwhile; c.h2 may be gone.
+		return c.Conn.Write(p)
+	}
 	if c.h2 == nil {
 		// A MuxConn the mux did not deliver (made by hand).
 		return c.Conn.Write(p)
@@ -193,6 +220,7 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 	n, err := c.h2.settings.Write(c.Conn, p)
 	if !c.h2.settings.Active() {
 		c.wdirect.Store(true)
+		c.h2Done()
 	}
 	return n, err
 }

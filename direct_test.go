@@ -77,4 +77,13 @@ func TestMuxConnDirectAfterAck(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, string(ping), readN(t, mc, len(ping)))
 	assert.True(t, mc.Direct(), "the ACK was taken out")
+	assert.True(t, mc.h2 != nil, "writes still fix up the server's SETTINGS")
+
+	// The server's SETTINGS: once written, the HTTP/2 state goes back to
+	// its pool.
+	_, err = mc.Write(wiretest.Settings(0x3, 100))
+	require.NoError(t, err)
+	assert.True(t, mc.h2 == nil, "HTTP/2 state kept after both directions ended")
+	_, err = mc.Write(ping)
+	require.NoError(t, err)
 }

@@ -125,7 +125,8 @@ func getH2State() *connH2 { return h2Pool.Get().(*connH2) }
 
 func putH2State(st *connH2) {
 	st.flight.Reset()
-	st.parsed = false
+	flight := st.flight
+	*st = connH2{flight: flight}
 	h2Pool.Put(st)
 }
 
