@@ -16,6 +16,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/cmux-go/cmux/cmuxgrpc v0.0.0-00010101000000-000000000000
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
@@ -35,3 +36,5 @@ require (
 )
 
 replace github.com/cmux-go/cmux => ../
+
+replace github.com/cmux-go/cmux/cmuxgrpc => ../cmuxgrpc

@@ -68,6 +68,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/cmux-go/cmux"
+	"github.com/cmux-go/cmux/cmuxgrpc"
 	"github.com/cmux-go/cmux/examples/cmuxmetrics"
 )
 
@@ -146,7 +147,8 @@ func run(ctx context.Context, ln net.Listener, out io.Writer) error {
 			results <- result{name, fn()}
 		}()
 	}
-	serve("grpc", func() error { return grpcSrv.Serve(grpcL) })
+	// cmuxgrpc.Listener: idle gRPC connections hold no read buffer.
+	serve("grpc", func() error { return grpcSrv.Serve(cmuxgrpc.Listener(grpcL)) })
 	serve("http (h2c)", func() error { return httpSrv.Serve(h2cL) })
 	serve("http (HTTP/1.1)", func() error { return httpSrv.Serve(http1L) })
 	serve("echo", func() error { return echoSrv.Serve(echoL) })
