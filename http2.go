@@ -65,6 +65,13 @@ func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) boo
 	var f *h2.Flight
 	if s, ok := r.(*sniffer); ok {
 		s.builtin = true
+		if len(s.Buffered()) == 0 {
+			// The state is taken once bytes are there: a connection that
+			// sends nothing holds none.
+			if _, err := s.Peek(1); err != nil {
+				return false
+			}
+		}
 		// One parse per connection, shared by every HTTP/2 matcher.
 		st := s.conn.h2State()
 		if !st.parsed {
