@@ -73,24 +73,11 @@ func (bp *bufferPools) put(i int, b *[]byte) { bp.pools[i].Put(b) }
 type sniffer struct {
 	conn *MuxConn
 	mux  *cMux // nil for a sniffer of tests
-	// The matching phase of conn, for the mux:
-	// slot is 1 + its index in the mux's inflight list, 0 if not in it
-	// (under the mux's connMu). deadline ends the matching phase (Unix
-	// nanoseconds; 0: no bound): the mux's expirer sets a past deadline on
-	// the connection once it has passed (expired, under connMu); until then
-	// the connection has no deadline of the mux's. resumeL and resumeM are
-	// where matching goes on after the accept loop stopped (the listener,
-	// and its matcher), or the matcher that said yes. acceptedAt is kept
-	// for Hooks only.
-	slot             int
-	deadline         int64
-	expired          bool
+	// resumeL and resumeM are where matching goes on after the accept
+	// loop stopped (the listener, and its matcher), or the matcher that
+	// said yes. (The rest of the matching phase's state is the MuxConn's.)
 	resumeL, resumeM int32
-	acceptedAt       int64
 	hello            *helloParse // shared TLS ClientHello parse; nil if none
-	// first takes the first read of a connection that is not a socket, so
-	// that one silent while it is matched holds no sniff buffer.
-	first [32]byte
 
 	pools *bufferPools
 	class int     // size class of bufp
@@ -113,6 +100,12 @@ type sniffer struct {
 	now     *nowReader
 	nowSock bool // the connection is a socket readNow can read
 	blocked bool
+	// dry is set while the accept loop matches a socket that had nothing
+	// to read: reads block without trying again.
+	dry bool
+	// timed is set by a matcher that waits on time (Silent): its decision
+	// is not a function of the bytes alone.
+	timed bool
 	// builtin is set by the matchers of this package when they are given
 	// the sniffer: see matcherKind.
 	builtin bool
@@ -227,7 +220,7 @@ func (s *sniffer) fill(n int) error {
 			return ErrSniffLimit
 		}
 		if s.now != nil {
-			if s.blocked || !s.fillNow() {
+			if s.blocked || s.dry || !s.fillNow() {
 				s.blocked = true
 				return errWouldBlock
 			}
@@ -237,12 +230,8 @@ func (s *sniffer) fill(n int) error {
 			// No buffer before the first byte is there: wait for it on
 			// a socket; read it into first on anything else.
 			if !isSocket(s.conn.Conn) {
-				m, err := s.conn.Conn.Read(s.first[:])
-				if m > 0 {
-					s.grow()
-					s.buf = append(s.buf, s.first[:m]...)
-				}
-				s.err = s.guard.Check(m, err)
+				m, err := s.conn.Conn.Read(s.conn.first[:])
+				s.took(m, err)
 				continue
 			}
 			waitReadable(s.conn.Conn)
@@ -255,6 +244,16 @@ func (s *sniffer) fill(n int) error {
 		s.err = s.guard.Check(m, err)
 	}
 	return nil
+}
+
+// took takes the result of a read of the connection into s.conn.first,
+// the first read of a connection that is not a socket.
+func (s *sniffer) took(m int, err error) {
+	if m > 0 {
+		s.grow()
+		s.buf = append(s.buf, s.conn.first[:m]...)
+	}
+	s.err = s.guard.Check(m, err)
 }
 
 // fillNow reads what the connection has without waiting; it reports

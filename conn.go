@@ -59,6 +59,22 @@ type MuxConn struct {
 	// h2Ends counts the directions, reads and writes, still using c.h2
 	// after delivery when the mux wrote SETTINGS (see h2Done).
 	h2Ends atomic.Int32
+
+	// The matching phase, for the mux, under its connMu: slot is 1 + the
+	// index of c in the mux's inflight list, 0 if it is not in it.
+	// deadline ends the phase (Unix nanoseconds; 0: no bound): the mux's
+	// expirer sets a past deadline on the connection once it has passed
+	// (expired); until then the connection has no deadline of the mux's.
+	// These are here, not in the sniffer, because a connection that has
+	// sent nothing waits for its first bytes without a sniffer.
+	slot     int32
+	expired  bool
+	deadline int64
+	// acceptedAt is kept for Hooks only.
+	acceptedAt int64
+	// first takes the first read of a connection that is not a socket, so
+	// that one silent while it is matched holds no sniff buffer.
+	first [16]byte
 }
 
 // h2Done is called once by each direction of a delivered connection whose

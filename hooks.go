@@ -100,7 +100,7 @@ type observe struct {
 
 func (m *cMux) hookAccepted(c *MuxConn) {
 	if o := m.obs; o != nil {
-		c.sniff.acceptedAt = time.Now().UnixNano()
+		c.acceptedAt = time.Now().UnixNano()
 		if o.hooks.Accepted != nil {
 			o.hooks.Accepted(ConnEvent{Conn: c.Conn, ListenerIndex: -1, MatcherIndex: -1})
 		}
@@ -115,7 +115,7 @@ func (m *cMux) hookMatched(c *MuxConn, li, mi int) {
 		l := (*m.lst.Load())[li]
 		o.hooks.Matched(ConnEvent{
 			Conn: c.Conn, Listener: l.nameOf(), ListenerIndex: li, MatcherIndex: mi,
-			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - c.sniff.acceptedAt),
+			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - c.acceptedAt),
 			WroteSettings: c.wroteSettings(),
 		})
 	}
@@ -127,8 +127,11 @@ func (m *cMux) dropped(c *MuxConn, err error, listener string) {
 	o := m.obs
 	// Before delivery the time counts from Accept; after, from the match.
 	sniffed, since := 0, c.queuedAt
-	if s := c.sniff; s != nil && c.queuedAt == 0 {
-		sniffed, since = len(s.buf), s.acceptedAt
+	if c.queuedAt == 0 {
+		since = c.acceptedAt
+		if s := c.sniff; s != nil {
+			sniffed = len(s.buf)
+		}
 	}
 	if o.hooks.NotMatched != nil {
 		o.hooks.NotMatched(ConnEvent{

@@ -13,6 +13,8 @@ import (
 
 // HTTP2 matches the HTTP/2 client connection preface. It says no on the
 // first byte that differs from the preface.
+//
+//go:noinline
 func HTTP2() Matcher {
 	return func(r io.Reader) bool { return h2.MatchPreface(asPeeker(r)) }
 }
@@ -30,12 +32,16 @@ func HTTP2() Matcher {
 // HTTP2MatchHeaderFieldSendSettings behave alike on a mux; they differ only
 // when called on a reader that is not the mux's, where this one never
 // writes.
+//
+//go:noinline
 func HTTP2HeaderField(name, value string) Matcher {
 	return func(r io.Reader) bool { return matchH2Field(nil, r, name, value, false) }
 }
 
 // HTTP2HeaderFieldPrefix is HTTP2HeaderField for a field whose value starts
 // with valuePrefix.
+//
+//go:noinline
 func HTTP2HeaderFieldPrefix(name, valuePrefix string) Matcher {
 	return func(r io.Reader) bool { return matchH2Field(nil, r, name, valuePrefix, true) }
 }
@@ -47,6 +53,8 @@ func HTTP2HeaderFieldPrefix(name, valuePrefix string) Matcher {
 // at most once per connection, however many such matchers run, and its ACK
 // never reaches the server that gets the connection, so any HTTP/2 server
 // can follow it in the chain.
+//
+//go:noinline
 func HTTP2MatchHeaderFieldSendSettings(name, value string) MatchWriter {
 	return func(w io.Writer, r io.Reader) bool { return matchH2Field(w, r, name, value, false) }
 }
@@ -54,6 +62,8 @@ func HTTP2MatchHeaderFieldSendSettings(name, value string) MatchWriter {
 // HTTP2MatchHeaderFieldPrefixSendSettings is
 // HTTP2MatchHeaderFieldSendSettings for a field whose value starts with
 // valuePrefix.
+//
+//go:noinline
 func HTTP2MatchHeaderFieldPrefixSendSettings(name, valuePrefix string) MatchWriter {
 	return func(w io.Writer, r io.Reader) bool { return matchH2Field(w, r, name, valuePrefix, true) }
 }

@@ -29,11 +29,11 @@ type muxListener struct {
 	closed   atomic.Bool // Close was called
 }
 
-func newMuxListener(m *cMux, matchers []MatchWriter) *muxListener {
+func newMuxListener(m *cMux, matchers []MatchWriter, kinds []atomic.Uint32) *muxListener {
 	return &muxListener{
 		m:        m,
 		matchers: matchers,
-		kinds:    make([]atomic.Uint32, len(matchers)),
+		kinds:    kinds,
 		connc:    make(chan net.Conn, listenerQueue),
 		done:     make(chan struct{}),
 	}

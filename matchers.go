@@ -9,6 +9,8 @@ import (
 )
 
 // Any matches every connection without reading from it.
+//
+//go:noinline
 func Any() Matcher {
 	return func(r io.Reader) bool {
 		if s, ok := r.(*sniffer); ok {
@@ -24,6 +26,8 @@ func Any() Matcher {
 //
 // PrefixMatcher() with no strings matches every connection, as in
 // github.com/soheilhy/cmux v0.1.5.
+//
+//go:noinline
 func PrefixMatcher(strs ...string) Matcher {
 	if len(strs) == 0 {
 		return Any()
@@ -57,6 +61,8 @@ func HTTP1Fast(extMethods ...string) Matcher {
 // has and binary protocols start with. A line cut short by the end of the
 // connection or the matching deadline is judged as it is. HTTP1 says no on
 // the first byte that rules such a line out.
+//
+//go:noinline
 func HTTP1() Matcher {
 	return func(r io.Reader) bool { return http1.IsRequestLine(asPeeker(r)) }
 }
@@ -82,12 +88,16 @@ func TLS(versions ...int) Matcher {
 // counts; a missing field counts as the empty value, as with
 // http.Header.Get. It reads the request line and the header up to that
 // field, or up to the end of the header if the field is missing.
+//
+//go:noinline
 func HTTP1HeaderField(name, value string) Matcher {
 	return func(r io.Reader) bool { return matchH1Field(r, name, value, false) }
 }
 
 // HTTP1HeaderFieldPrefix is HTTP1HeaderField for a field whose value starts
 // with valuePrefix.
+//
+//go:noinline
 func HTTP1HeaderFieldPrefix(name, valuePrefix string) Matcher {
 	return func(r io.Reader) bool { return matchH1Field(r, name, valuePrefix, true) }
 }

@@ -2,9 +2,12 @@ package cmux
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
+	"reflect"
+	"regexp"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -69,7 +72,7 @@ type cMux struct {
 	stopc          chan error // an error the handler refused, if the root could not be closed
 
 	// Connections being matched, so that aborting can close them: each c
-	// in inflight has inflight[c.sniff.slot-1] == c; a connection not in it has
+	// in inflight has inflight[c.slot-1] == c; a connection not in it has
 	// slot 0. Once stopping is set, nothing is added.
 	connMu    sync.Mutex
 	inflight  []*MuxConn
@@ -118,14 +121,29 @@ func newMux(l net.Listener, cfg *config) *cMux {
 
 func (m *cMux) Match(matchers ...Matcher) net.Listener {
 	ws := make([]MatchWriter, len(matchers))
+	kinds := make([]atomic.Uint32, len(matchers))
 	for i, mt := range matchers {
 		ws[i] = func(_ io.Writer, r io.Reader) bool { return mt(r) }
+		if mt != nil {
+			kinds[i].Store(initialKind(mt))
+		}
 	}
-	return m.MatchWithWriters(ws...)
+	return m.register(ws, kinds)
 }
 
 func (m *cMux) MatchWithWriters(matchers ...MatchWriter) net.Listener {
-	l := newMuxListener(m, matchers)
+	kinds := make([]atomic.Uint32, len(matchers))
+	for i, mt := range matchers {
+		if mt != nil {
+			kinds[i].Store(initialKind(mt))
+		}
+	}
+	return m.register(matchers, kinds)
+}
+
+// register adds a listener with matchers, of which the mux knows kinds.
+func (m *cMux) register(matchers []MatchWriter, kinds []atomic.Uint32) net.Listener {
+	l := newMuxListener(m, matchers, kinds)
 	m.regMu.Lock()
 	old := *m.lst.Load()
 	l.index = len(old)
@@ -274,7 +292,7 @@ func (m *cMux) abort() {
 		close(m.abortc)
 	}
 	for i, c := range m.inflight {
-		c.sniff.slot = 0
+		c.slot = 0
 		c.Conn.Close()
 		m.inflight[i] = nil
 	}
@@ -477,7 +495,7 @@ func (m *cMux) track(c *MuxConn) int {
 		}
 	}
 	m.inflight = append(m.inflight, c)
-	c.sniff.slot = len(m.inflight)
+	c.slot = int32(len(m.inflight))
 	m.wg.Add(1)
 	if d := time.Duration(m.timeout.Load()); d > 0 {
 		if !m.expiring {
@@ -487,7 +505,7 @@ func (m *cMux) track(c *MuxConn) int {
 			go m.expire()
 		}
 		// coarseNow lags by up to a tick: the bound is d to d+2 ticks.
-		c.sniff.deadline = m.coarseNow + int64(d+expiryTick(d))
+		c.deadline = m.coarseNow + int64(d+expiryTick(d))
 	}
 	return tracked
 }
@@ -526,8 +544,8 @@ func (m *cMux) expire() {
 			return
 		}
 		for _, c := range m.inflight {
-			if !c.sniff.expired && c.sniff.deadline != 0 && now >= c.sniff.deadline {
-				c.sniff.expired = true
+			if !c.expired && c.deadline != 0 && now >= c.deadline {
+				c.expired = true
 				_ = c.Conn.SetDeadline(aLongTimeAgo)
 			}
 		}
@@ -542,18 +560,18 @@ func (m *cMux) expire() {
 func (m *cMux) untrack(c *MuxConn) bool {
 	m.connMu.Lock()
 	defer m.connMu.Unlock()
-	if c.sniff.slot == 0 {
+	if c.slot == 0 {
 		return false
 	}
-	if c.sniff.expired {
+	if c.expired {
 		_ = c.Conn.SetDeadline(time.Time{})
 	}
-	i, last := c.sniff.slot-1, len(m.inflight)-1
+	i, last := int(c.slot-1), len(m.inflight)-1
 	m.inflight[i] = m.inflight[last]
-	m.inflight[i].sniff.slot = i + 1
+	m.inflight[i].slot = int32(i + 1)
 	m.inflight[last] = nil
 	m.inflight = m.inflight[:last]
-	c.sniff.slot = 0
+	c.slot = 0
 	if m.perSource != nil {
 		if src, ok := sourceOf(c.Conn); ok {
 			if m.perSource[src]--; m.perSource[src] <= 0 {
@@ -581,14 +599,38 @@ func sourceOf(c net.Conn) (netip.Addr, bool) {
 // newConn returns the mux's wrapper of a connection about to be matched.
 func (m *cMux) newConn(c net.Conn) *MuxConn {
 	mc := &MuxConn{Conn: c}
-	mc.sniff = m.pools.newSniffer(mc, m.maxSniff)
-	mc.sniff.mux = m
+	m.attachSniffer(mc)
 	return mc
+}
+
+// testHookIdleWait, if set, is called when a worker waits for the first
+// bytes of a connection without a sniffer.
+var testHookIdleWait func()
+
+// attachSniffer gives c a sniffer from the pool.
+func (m *cMux) attachSniffer(c *MuxConn) {
+	c.sniff = m.pools.newSniffer(c, m.maxSniff)
+	c.sniff.mux = m
 }
 
 // serveConn matches c and delivers it, or closes it.
 func (m *cMux) serveConn(c *MuxConn) {
 	defer m.wg.Done()
+	if c.sniff == nil {
+		// Nothing can be decided before c's first bytes: wait for them,
+		// without a buffer on a socket, and only then take a sniffer.
+		if testHookIdleWait != nil {
+			testHookIdleWait()
+		}
+		if isSocket(c.Conn) {
+			waitReadable(c.Conn)
+			m.attachSniffer(c)
+		} else {
+			n, err := c.Conn.Read(c.first[:])
+			m.attachSniffer(c)
+			c.sniff.took(n, err)
+		}
+	}
 	if m.proxy != nil {
 		if err := m.readProxyHeader(c); err != nil {
 			m.drop(c, err)
@@ -611,21 +653,30 @@ func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
 	if m.proxy != nil {
 		return false
 	}
-	c.sniff.now = now
-	if c.sniff.nowSock = isSocket(c.Conn); c.sniff.nowSock {
-		// No matcher runs before the first bytes are there.
-		_ = c.sniff.fill(1)
+	s := c.sniff
+	s.now = now
+	if s.nowSock = isSocket(c.Conn); s.nowSock {
+		// One read of what is there. If that is nothing, the matchers
+		// run all the same, so that one that needs no bytes decides now,
+		// but none reads again.
+		if _ = s.fill(1); s.blocked && len(s.buf) == 0 && s.err == nil {
+			s.blocked, s.dry = false, true
+		}
 	}
-	var l *muxListener
-	var err error
-	if !c.sniff.blocked {
-		l, err = m.match(c)
-	}
-	c.sniff.now = nil
-	if c.sniff.blocked {
-		c.sniff.blocked = false
-		c.sniff.rewind()
+	l, err := m.match(c)
+	s.now, s.dry = nil, false
+	if s.blocked {
+		// The first matcher, a function of the bytes alone, asked for a
+		// first byte: until one is there, matching can only wait, and
+		// waits without a sniffer (see serveConn).
+		idle := len(s.buf) == 0 && s.err == nil && !s.timed &&
+			s.resumeL == 0 && s.resumeM == 0 && (*m.lst.Load())[0].kinds[0].Load() == kindBuiltin
+		s.blocked = false
+		s.rewind()
 		c.forgetParses()
+		if idle {
+			c.dropSniffer()
+		}
 		return false
 	}
 	if l != nil {
@@ -663,6 +714,41 @@ const (
 	kindBuiltin
 	kindOther
 )
+
+// builtinCode holds the code pointers of the matchers this package makes,
+// so that a listener knows its built-in matchers from the start instead of
+// learning them on its first connections. Every closure of one function
+// literal shares one code pointer unless the function holding the literal
+// is inlined, which copies the literal: the constructors listed here are
+// marked go:noinline. A matcher missing here is learned as before.
+// TLSClientHello is left out: it runs a function of the program's.
+var builtinCode = sync.OnceValue(func() map[uintptr]bool {
+	code := make(map[uintptr]bool)
+	for _, m := range []Matcher{
+		Any(), PrefixMatcher("x"), HTTP1(), HTTP2(),
+		HTTP1HeaderField("a", "b"), HTTP1HeaderFieldPrefix("a", "b"),
+		HTTP2HeaderField("a", "b"), HTTP2HeaderFieldPrefix("a", "b"),
+		TLSServerName("a"), TLSALPN("a"), TLSVersion(tls.VersionTLS13),
+		SOCKS5(), PostgreSQL(), Regexp(regexp.MustCompile("a"), 1), Silent(time.Second),
+	} {
+		code[reflect.ValueOf(m).Pointer()] = true
+	}
+	for _, w := range []MatchWriter{
+		HTTP2MatchHeaderFieldSendSettings("a", "b"), HTTP2MatchHeaderFieldPrefixSendSettings("a", "b"),
+	} {
+		code[reflect.ValueOf(w).Pointer()] = true
+	}
+	return code
+})
+
+// initialKind is what the mux knows of fn, a Matcher or a MatchWriter,
+// before running it.
+func initialKind(fn any) uint32 {
+	if builtinCode()[reflect.ValueOf(fn).Pointer()] {
+		return kindBuiltin
+	}
+	return kindUnknown
+}
 
 func kindOf(builtin bool) uint32 {
 	if builtin {

@@ -32,6 +32,8 @@ func SOCKS4() Matcher {
 // on the first byte that rules the greeting out and yes as soon as the
 // greeting is complete: a client offering one method is matched on its 3
 // bytes, though it then waits for the server's answer.
+//
+//go:noinline
 func SOCKS5() Matcher {
 	return func(r io.Reader) bool {
 		p := asPeeker(r)
@@ -78,6 +80,8 @@ const (
 // server behind the mux gives. Clients that start TLS directly
 // (PostgreSQL 17's sslnegotiation=direct) send a TLS ClientHello, which
 // TLS() matches.
+//
+//go:noinline
 func PostgreSQL() Matcher {
 	return func(r io.Reader) bool {
 		p := asPeeker(r)
@@ -169,6 +173,8 @@ func pgHeaderPrefix(h []byte) bool {
 // Regexp after the matchers that decide quickly.
 //
 // Regexp panics if re is nil or n < 1.
+//
+//go:noinline
 func Regexp(re *regexp.Regexp, n int) Matcher {
 	if re == nil || n < 1 {
 		panic("cmux: Regexp needs a regexp and n >= 1")

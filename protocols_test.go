@@ -752,7 +752,7 @@ func prTCPPair(t *testing.T, deadline time.Time) (client net.Conn, mc *MuxConn) 
 	mc.sniff = prPools.newSniffer(mc, DefaultMaxSniffBytes)
 	t.Cleanup(mc.sniff.release)
 	if !deadline.IsZero() {
-		mc.sniff.deadline = deadline.UnixNano()
+		mc.deadline = deadline.UnixNano()
 	}
 	require.NoError(t, server.SetReadDeadline(deadline))
 	return client, mc

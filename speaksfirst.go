@@ -42,6 +42,8 @@ import (
 // once and matches if that read fails with a timeout without a byte.
 //
 // Silent panics if d is not positive.
+//
+//go:noinline
 func Silent(d time.Duration) Matcher {
 	if d <= 0 {
 		panic("cmux: Silent needs a positive duration")
@@ -60,6 +62,7 @@ func Silent(d time.Duration) Matcher {
 // the matching deadline, if sooner). A timeout of its own does not stick:
 // it restores the matching deadline and clears the error.
 func (s *sniffer) silentFor(d time.Duration) bool {
+	s.timed = true
 	if s.now != nil && len(s.buf) == 0 && s.err == nil {
 		// Waiting is for a worker.
 		if _ = s.fill(1); s.blocked {
@@ -74,7 +77,7 @@ func (s *sniffer) silentFor(d time.Duration) bool {
 	}
 	until := time.Now().Add(d)
 	own := true
-	if dl := s.deadline; dl != 0 && dl < until.UnixNano() {
+	if dl := s.conn.deadline; dl != 0 && dl < until.UnixNano() {
 		until, own = time.Unix(0, dl), false
 	}
 	if s.conn.Conn.SetReadDeadline(until) != nil {
@@ -99,7 +102,7 @@ func (s *sniffer) restoreDeadline() {
 	if m := s.mux; m != nil {
 		m.connMu.Lock()
 		defer m.connMu.Unlock()
-		if s.expired {
+		if s.conn.expired {
 			_ = s.conn.Conn.SetReadDeadline(aLongTimeAgo)
 			return
 		}

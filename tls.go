@@ -59,6 +59,8 @@ func TLSClientHello(fn func(*ClientHelloInfo) bool) Matcher {
 // but neither "example.com" nor "a.b.example.com" (as a certificate's
 // wildcard name does). The empty pattern matches a ClientHello without a
 // server name.
+//
+//go:noinline
 func TLSServerName(patterns ...string) Matcher {
 	ps := make([]string, len(patterns))
 	for i, p := range patterns {
@@ -102,6 +104,8 @@ func matchServerName(name []byte, p string) bool {
 // exactly. It looks at what the client offers, not at what the server will
 // choose: a client that offers both "h2" and "http/1.1" matches
 // TLSALPN("http/1.1") too, so put the listener that should win first.
+//
+//go:noinline
 func TLSALPN(protos ...string) Matcher {
 	return func(r io.Reader) bool {
 		return matchHello(r, func(hp *helloParse) bool {
@@ -126,6 +130,8 @@ func TLSALPN(protos ...string) Matcher {
 // and TLSVersion(tls.VersionTLS10, tls.VersionTLS11, tls.VersionTLS12) the
 // others. For other questions about versions, see
 // ClientHelloInfo.SupportedVersions.
+//
+//go:noinline
 func TLSVersion(versions ...uint16) Matcher {
 	return func(r io.Reader) bool {
 		return matchHello(r, func(hp *helloParse) bool {
