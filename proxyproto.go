@@ -61,6 +61,9 @@ type ProxyConfig struct {
 //   - cfg.Required is set and a trusted source sends no header;
 //   - cfg.PassUntrusted is not set and an untrusted source sends a header.
 //
+// cfg.Policies override Trusted and Required per source network: see
+// ProxySourcePolicy.
+//
 // Looking for a header means reading the first bytes of a connection
 // before matching it (just the first byte, unless it starts like a
 // header), so protocols where the server speaks first are matched only
