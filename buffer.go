@@ -88,6 +88,7 @@ type sniffer struct {
 	resumeL, resumeM int32
 	acceptedAt       int64
 	hello            *helloParse // shared TLS ClientHello parse; nil if none
+	route            routeParse  // shared parse of the first HTTP request (hostpath.go)
 	// first takes the first read of a connection that is not a socket, so
 	// that one silent while it is matched holds no sniff buffer.
 	first [32]byte
