@@ -39,7 +39,7 @@ var hpCases = []struct {
 	{"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "host:a", true},
 	{"GET /x HTTP/1.1\r\nBad header\r\nHost: a\r\n\r\n", "host:a", false},
 	{"GET /x HTTP/1.1\r\nHost: a\r\nX", "host:a", true}, // the header need not end
-	{"GET /x HTTP/1.1\r\nX: y\r\n", "host:", false},   // but without Host it must
+	{"GET /x HTTP/1.1\r\nX: y\r\n", "host:", false},     // but without Host it must
 	{"\x16\x03\x01\x00\x05hello", "host:", false},
 	{"SSH-2.0-x\r\n", "path:", false},
 	{"", "path:", false},
