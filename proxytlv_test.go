@@ -37,7 +37,9 @@ func TestProxyTLVMatchers(t *testing.T) {
 	rtServeID(t, m.Match(Any()), "other")
 	inet := wiretest.ProxyInet("192.0.2.1", "198.51.100.2", 1000, 443)
 	hdr := func(tlvs ...wiretest.TLV) []byte { return wiretest.ProxyV2(0x21, 0x11, inet, true, tlvs...) }
-	aws := func(sub byte, id string) wiretest.TLV { return wiretest.TLV{Type: 0xEA, Value: append([]byte{sub}, id...)} }
+	aws := func(sub byte, id string) wiretest.TLV {
+		return wiretest.TLV{Type: 0xEA, Value: append([]byte{sub}, id...)}
+	}
 	auth := func(h string) wiretest.TLV { return wiretest.TLV{Type: 0x02, Value: []byte(h)} }
 	ssl := func(client byte) wiretest.TLV { return wiretest.TLV{Type: 0x20, Value: ptSSL(client, "TLSv1.3")} }
 	cases := []struct {
