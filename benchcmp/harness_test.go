@@ -170,7 +170,11 @@ func (c *memConn) isClosed() bool {
 }
 
 func (c *memConn) LocalAddr() net.Addr  { return memAddr{} }
-func (c *memConn) RemoteAddr() net.Addr { return memAddr{} }
+func (c *memConn) RemoteAddr() net.Addr { return memRemote }
+
+// memRemote is the remote address of every memConn: an IP address, as a
+// TCP connection's, for the address matchers.
+var memRemote net.Addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
 func (c *memConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
