@@ -414,8 +414,8 @@ func BenchmarkRegexpTrickle(b *testing.B) {
 // PROXY version 2 header (with an AWS VPC endpoint TLV and a CRC32C) from a
 // trusted source: the header alone, then the matchers on it.
 func BenchmarkConnProxy(b *testing.B) {
-	flight := append(wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("198.51.100.7", "203.0.113.1", 40000, 443), true,
-		wiretest.TLV{Type: 0xEA, Value: []byte("\x01vpce-0123456789abcdef0")}), http1Flight...)
+	hdr := wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("198.51.100.7", "203.0.113.1", 40000, 443), true,
+		wiretest.TLV{Type: 0xEA, Value: []byte("\x01vpce-0123456789abcdef0")})
 	opt := ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Required: true})
 	only := func(mt Matcher) func(m CMux) net.Listener {
 		return func(m CMux) net.Listener { return m.Match(mt) }
@@ -430,6 +430,39 @@ func BenchmarkConnProxy(b *testing.B) {
 		{"RemoteAddrIn", only(RemoteAddrIn(netip.MustParsePrefix("198.51.100.0/24")))},
 		{"RemoteAddrInAndHTTPHost", only(All(RemoteAddrIn(netip.MustParsePrefix("198.51.100.0/24")), HTTPHost("example.com")))},
 	} {
-		b.Run(c.name, func(b *testing.B) { benchMux(b, flight, c.setup, opt) })
+		b.Run(c.name, func(b *testing.B) { benchMuxProxied(b, hdr, http1Flight, c.setup, opt) })
+	}
+}
+
+// benchMuxProxied is benchMux for connections that send hdr, a PROXY
+// header the mux consumes, then flight.
+func benchMuxProxied(b *testing.B, hdr, flight []byte, setup func(m CMux) net.Listener, opts ...Option) {
+	root := newMemListener()
+	m := NewWithOptions(root, opts...)
+	want := setup(m)
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	defer func() {
+		m.Close()
+		root.Close()
+		<-done
+	}()
+	in := append(append([]byte(nil), hdr...), flight...)
+	conns := make([]memConn, 64)
+	rbuf := make([]byte, len(flight))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &conns[i%len(conns)]
+		c.flight, c.off = in, 0
+		root.connc <- c
+		got, err := want.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.ReadFull(got, rbuf); err != nil || !bytes.Equal(rbuf[:n], flight) {
+			b.Fatalf("read %q, %v", rbuf[:n], err)
+		}
 	}
 }
