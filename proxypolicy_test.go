@@ -110,6 +110,23 @@ func TestProxyPolicyMux(t *testing.T) {
 	ppNoErr(t, errs)
 }
 
+// TestProxyPolicyPassUntrusted: with PassUntrusted, a refused source's
+// header stays in the stream, as an untrusted source's does.
+func TestProxyPolicyPassUntrusted(t *testing.T) {
+	checkLeaks(t)
+	m, addr, errs := thServedMux(t, ProxyProtocol(ProxyConfig{
+		Trusted:       ppLoopback,
+		PassUntrusted: true,
+		Policies:      []ProxySourcePolicy{{Source: netip.MustParsePrefix("127.0.0.4/32"), Header: ProxyRefused}},
+	}))
+	rtServeID(t, m.Match(PrefixMatcher("PROXY ")), "header-in-stream")
+	rtServeID(t, m.Match(Any()), "other")
+	v1 := "PROXY TCP4 192.0.2.1 198.51.100.2 1000 443\r\nhello"
+	assert.Equal(t, "header-in-stream 127.0.0.4", rtID(rtAsk(t, "127.0.0.4", addr, []byte(v1))))
+	assert.Equal(t, "other 192.0.2.1", rtID(rtAsk(t, "127.0.0.5", addr, []byte(v1))))
+	ppNoErr(t, errs)
+}
+
 // TestProxyPolicyHAProxy puts haproxy in front of the mux: a trusted
 // backend sends PROXY v2 from 127.0.0.1 and the mux routes on the
 // client's address; a backend on the refused source 127.0.0.4 sends v1
