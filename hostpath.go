@@ -7,6 +7,7 @@ import (
 	"github.com/cmux-go/cmux/internal/h2"
 	"github.com/cmux-go/cmux/internal/http1"
 	"github.com/cmux-go/cmux/internal/httproute"
+	"github.com/cmux-go/cmux/internal/peek"
 )
 
 // This file holds the HTTP host and path matchers. They read the first
@@ -119,10 +120,7 @@ func parseRoute(s *sniffer, rt *routeParse) {
 }
 
 // parseRoute1 parses an HTTP/1 request head.
-func parseRoute1(p interface {
-	Peek(int) ([]byte, error)
-	Buffered() []byte
-}, rt *routeParse) {
+func parseRoute1(p peek.Peeker, rt *routeParse) {
 	host, line, ok := http1.HeaderField(p, "host")
 	if !ok {
 		return
