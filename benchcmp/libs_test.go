@@ -30,7 +30,7 @@ const (
 	// The routing matchers of this library (issue 16). v0.1.5 has none:
 	// where a program can route alike with it, the case names its nearest
 	// matcher (see api.Routing); otherwise v0.1.5 skips the case.
-	kHTTPHost       // HTTPHost(args...); v0.1.5: HTTP1HeaderFieldPrefix("Host", args[0]+":")
+	kHTTPHost       // HTTPHost(args...); v0.1.5's HTTP1HeaderField never sees Host (http.ReadRequest moves it out)
 	kHTTP2Host      // HTTPHost(args...); v0.1.5: HTTP2HeaderFieldPrefix(":authority", args[0]+":")
 	kHTTPPathPrefix // HTTPPathPrefix(args...)
 	kAddrHTTP1Fast  // All(RemoteAddrIn(args...), HTTP1Fast())
