@@ -253,7 +253,7 @@ func acceptAndClose(l net.Listener, n int, done chan<- error) {
 }
 
 // errServeHung is returned by stop when Serve does not return.
-var errServeHung = errors.New("Serve did not return within 10s after Close")
+var errServeHung = errors.New("the mux's Serve did not return within 10s after Close")
 
 // stop shuts a running mux down: the mux's Close, the root's Close (v0.1.5's
 // Serve returns only when the root's Accept fails), the Close of the given
