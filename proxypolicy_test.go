@@ -165,6 +165,7 @@ defaults
     timeout connect 5s
     timeout client 10s
     timeout server 10s
+    timeout check 5s
 frontend fe_ready
     bind %s
     tcp-request connection reject
