@@ -33,6 +33,11 @@ import (
 // field (to the end of the header without one); the first Host field
 // counts. For HTTP/2 it reads as HTTP2HeaderField does, and, through the
 // mux, it lets a client that waits for the server's SETTINGS go on.
+//
+// The host is what the client says: route on it, do not authorize on it
+// (RemoteAddrIn tells where a connection comes from). The first request
+// decides for the whole connection, on which an HTTP/1.1 or HTTP/2 client
+// may then send requests for other hosts it reaches at the same address.
 func HTTPHost(patterns ...string) Matcher {
 	ps := make([]string, len(patterns))
 	for i, p := range patterns {

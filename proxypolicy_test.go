@@ -127,10 +127,10 @@ func TestProxyPolicyPassUntrusted(t *testing.T) {
 	ppNoErr(t, errs)
 }
 
-// TestProxyPolicyHAProxy puts haproxy in front of the mux: a trusted
-// backend sends PROXY v2 from 127.0.0.1 and the mux routes on the
-// client's address; a backend on the refused source 127.0.0.4 sends v1
-// and is refused; a backend on 127.0.0.3 sends no header, and its HTTP
+// TestProxyPolicyHAProxy puts haproxy in front of the mux: trusted
+// backends send PROXY v2 and v1 from 127.0.0.1 and the mux routes on the
+// client's address; backends on the refused source 127.0.0.4 send v1 and
+// v2 and are refused; a backend on 127.0.0.3 sends no header, and its HTTP
 // health checks pass only with an optional policy for that source.
 func TestProxyPolicyHAProxy(t *testing.T) {
 	checkLeaks(t)
@@ -156,7 +156,7 @@ func TestProxyPolicyHAProxy(t *testing.T) {
 			serveHTTP(t, m.Match(All(RemoteAddrIn(p("127.0.0.2/32")), HTTP1Fast())), &http.Server{Handler: handler("from-2")})
 			serveHTTP(t, m.Match(HTTP1Fast()), &http.Server{Handler: handler("http")})
 
-			ports := ppFreePorts(t, 4, false)
+			ports := ppFreePorts(t, 6, false)
 			fe := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
 			ppRunHAProxy(t, fmt.Sprintf(`global
     nbthread 1
@@ -179,6 +179,16 @@ frontend fe_untrusted
     default_backend be_untrusted
 backend be_untrusted
     server mux %s send-proxy source 127.0.0.4
+frontend fe_trusted_v1
+    bind %s
+    default_backend be_trusted_v1
+backend be_trusted_v1
+    server mux %s send-proxy
+frontend fe_untrusted_v2
+    bind %s
+    default_backend be_untrusted_v2
+backend be_untrusted_v2
+    server mux %s send-proxy-v2 source 127.0.0.4
 frontend fe_checked
     bind %s
     default_backend be_checked
@@ -187,7 +197,7 @@ backend be_checked
     http-check send meth GET uri /health ver HTTP/1.1 hdr Host lb
     http-check expect status 200
     server mux %s source 127.0.0.3 check inter 50ms fall 1 rise 1
-`, fe(0), fe(1), muxAddr, fe(2), muxAddr, fe(3), muxAddr), fe(0))
+`, fe(0), fe(1), muxAddr, fe(2), muxAddr, fe(4), muxAddr, fe(5), muxAddr, fe(3), muxAddr), fe(0))
 
 			get := func(via, from string) string {
 				t.Helper()
@@ -207,8 +217,11 @@ backend be_checked
 			assert.Equal(t, "from-2 127.0.0.2", get(fe(1), "127.0.0.2"))
 			assert.Equal(t, "http 127.0.0.1", get(fe(1), "127.0.0.1"))
 			assert.Equal(t, "error", get(fe(2), "127.0.0.2"))
+			assert.Equal(t, "from-2 127.0.0.2", get(fe(4), "127.0.0.2"))
+			assert.Equal(t, "error", get(fe(5), "127.0.0.2"))
 			if optional {
-				rtWaitProxyErrs(t, errs, "127.0.0.4")
+				rtWaitProxyErrs(t, errs, "127.0.0.4") // v1
+				rtWaitProxyErrs(t, errs, "127.0.0.4") // v2
 				assert.Eventually(t, func() bool { return checks.Load() >= 3 }, thWait, 10*time.Millisecond, "health checks")
 				assert.Equal(t, "http 127.0.0.3", get(fe(3), "127.0.0.1"))
 				ppNoErr(t, errs)
