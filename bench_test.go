@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"regexp"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/cmux-go/cmux/internal/wiretest"
 	"github.com/cmux-go/cmux/internal/wiretest/h2frame"
 	"golang.org/x/net/http2/hpack"
 )
@@ -41,12 +43,16 @@ func (c *memConn) Read(p []byte) (int, error) {
 func (c *memConn) Write(p []byte) (int, error)        { return len(p), nil }
 func (c *memConn) Close() error                       { return nil }
 func (c *memConn) LocalAddr() net.Addr                { return memAddr{} }
-func (c *memConn) RemoteAddr() net.Addr               { return memAddr{} }
+func (c *memConn) RemoteAddr() net.Addr               { return memRemote }
 func (c *memConn) SetDeadline(t time.Time) error      { return nil }
 func (c *memConn) SetReadDeadline(t time.Time) error  { return nil }
 func (c *memConn) SetWriteDeadline(t time.Time) error { return nil }
 
 type memAddr struct{}
+
+// memRemote is the remote address of every memConn, an IP address as a
+// TCP connection's, for the address matchers.
+var memRemote net.Addr = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 40000}
 
 func (memAddr) Network() string { return "mem" }
 func (memAddr) String() string  { return "mem" }
@@ -217,6 +223,16 @@ func connCases() []connCase {
 		{"TwoHTTP2HeaderFields", grpcFlight, func(m CMux) net.Listener {
 			m.Match(HTTP2HeaderField("content-type", "application/other"))
 			return m.MatchWithWriters(grpcWriter)
+		}},
+		{"HTTPHost", http1, only(HTTPHost("example.com"))},
+		{"HTTPHostWildcard", http1, only(HTTPHost("*.example.org", "example.com"))},
+		{"HTTPPathPrefix", http1, only(HTTPPathPrefix("/index"))},
+		{"HTTPHostH2", grpcFlight, only(HTTPHost("127.0.0.1"))},
+		{"HTTPHostAndPath", http1, only(All(HTTPHost("example.com"), HTTPPathPrefix("/index")))},
+		{"RemoteAddrIn", http1, only(RemoteAddrIn(netip.MustParsePrefix("192.0.2.0/24")))},
+		{"RemoteAddrInAndHTTP1Fast", http1, only(All(RemoteAddrIn(netip.MustParsePrefix("192.0.2.0/24")), HTTP1Fast()))},
+		{"RemoteAddrInAndHTTP2HeaderField", grpcFlight, func(m CMux) net.Listener {
+			return m.MatchWithWriters(AllWriters(ReadOnly(RemoteAddrIn(netip.MustParsePrefix("192.0.2.0/24"))), grpcWriter))
 		}},
 		{"ThreeMissesThenAny", http1, func(m CMux) net.Listener {
 			m.Match(HTTP2())
@@ -390,6 +406,63 @@ func BenchmarkRegexpTrickle(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if mt(iotest.OneByteReader(bytes.NewReader(flight))) {
 			b.Fatal("matched")
+		}
+	}
+}
+
+// BenchmarkConnProxy is BenchmarkConn for connections that start with a
+// PROXY version 2 header (with an AWS VPC endpoint TLV and a CRC32C) from a
+// trusted source: the header alone, then the matchers on it.
+func BenchmarkConnProxy(b *testing.B) {
+	hdr := wiretest.ProxyV2(0x21, 0x11, wiretest.ProxyInet("198.51.100.7", "203.0.113.1", 40000, 443), true,
+		wiretest.TLV{Type: 0xEA, Value: []byte("\x01vpce-0123456789abcdef0")})
+	opt := ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, Required: true})
+	only := func(mt Matcher) func(m CMux) net.Listener {
+		return func(m CMux) net.Listener { return m.Match(mt) }
+	}
+	for _, c := range []struct {
+		name  string
+		setup func(m CMux) net.Listener
+	}{
+		{"HTTP1Fast", only(HTTP1Fast())},
+		{"ProxyHeaderTLV", only(ProxyHeaderTLV(0xEA, "\x01vpce-0123456789abcdef0"))},
+		{"ProxyAWSVPCEndpoint", only(ProxyAWSVPCEndpoint("vpce-0123456789abcdef0"))},
+		{"RemoteAddrIn", only(RemoteAddrIn(netip.MustParsePrefix("198.51.100.0/24")))},
+		{"RemoteAddrInAndHTTPHost", only(All(RemoteAddrIn(netip.MustParsePrefix("198.51.100.0/24")), HTTPHost("example.com")))},
+	} {
+		b.Run(c.name, func(b *testing.B) { benchMuxProxied(b, hdr, http1Flight, c.setup, opt) })
+	}
+}
+
+// benchMuxProxied is benchMux for connections that send hdr, a PROXY
+// header the mux consumes, then flight.
+func benchMuxProxied(b *testing.B, hdr, flight []byte, setup func(m CMux) net.Listener, opts ...Option) {
+	root := newMemListener()
+	m := NewWithOptions(root, opts...)
+	want := setup(m)
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	defer func() {
+		m.Close()
+		root.Close()
+		<-done
+	}()
+	in := append(append([]byte(nil), hdr...), flight...)
+	conns := make([]memConn, 64)
+	rbuf := make([]byte, len(flight))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := &conns[i%len(conns)]
+		c.flight, c.off = in, 0
+		root.connc <- c
+		got, err := want.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n, err := io.ReadFull(got, rbuf); err != nil || !bytes.Equal(rbuf[:n], flight) {
+			b.Fatalf("read %q, %v", rbuf[:n], err)
 		}
 	}
 }

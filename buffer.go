@@ -78,6 +78,7 @@ type sniffer struct {
 	// said yes. (The rest of the matching phase's state is the MuxConn's.)
 	resumeL, resumeM int32
 	hello            *helloParse // shared TLS ClientHello parse; nil if none
+	route            routeParse  // shared parse of the first HTTP request (hostpath.go)
 
 	pools *bufferPools
 	class int     // size class of bufp
@@ -103,6 +104,10 @@ type sniffer struct {
 	// dry is set while the accept loop matches a socket that had nothing
 	// to read: reads block without trying again.
 	dry bool
+	// deferred is set with blocked when the accept loop stops for a
+	// matcher that must run on a worker, or for a write, rather than for
+	// bytes.
+	deferred bool
 	// timed is set by a matcher that waits on time (Silent): its decision
 	// is not a function of the bytes alone.
 	timed bool
@@ -184,7 +189,7 @@ func (s *sniffer) Read(p []byte) (int, error) {
 // Write implements io.Writer for writer matchers: it writes to the peer.
 func (s *sniffer) Write(p []byte) (int, error) {
 	if s.now != nil {
-		s.blocked = true
+		s.blocked, s.deferred = true, true
 		return 0, errWouldBlock
 	}
 	return s.conn.Conn.Write(p)

@@ -94,6 +94,9 @@ func (c *MuxConn) h2Done() {
 // stopped for lack of bytes leaves incomplete.
 func (c *MuxConn) forgetParses() {
 	c.forgetH2()
+	if s := c.sniff; s != nil {
+		s.route = routeParse{}
+	}
 	if s := c.sniff; s != nil && s.hello != nil {
 		putHelloParse(s.hello)
 		s.hello = nil

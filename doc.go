@@ -89,6 +89,15 @@
 // reads the decrypted stream; it has a ConnectionState method, so that
 // net/http fills Request.TLS, only with ExposeConnectionState.
 //
+// # Routing
+//
+// HTTPHost and HTTPPathPrefix route on the host and path of a connection's
+// first request, HTTP/1.x or h2c alike. RemoteAddrIn and LocalAddrIn route
+// on addresses (with the PROXY protocol, those the header carries), and
+// ProxyHeaderTLV, ProxyAWSVPCEndpoint and ProxyHeaderFunc on the PROXY
+// header itself; they read nothing. All and AllWriters combine matchers
+// into one that wants every one of them ("gRPC from 10.0.0.0/8").
+//
 // # Errors and shutdown
 //
 // Serve returns when the root listener's Accept fails with an error that is

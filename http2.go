@@ -180,7 +180,7 @@ func (c *MuxConn) writeSettings() {
 	}
 	if c.sniff.now != nil {
 		// The client waits: not for the accept loop.
-		c.sniff.blocked = true
+		c.sniff.blocked, c.sniff.deferred = true, true
 		return
 	}
 	st := c.h2State()

@@ -1,8 +1,11 @@
 package cmux
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
+	"net/netip"
+	"regexp"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,4 +99,69 @@ func TestIdleWaitWithoutSniffer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIdleWaitNotForDeferredMatcher: when the accept loop stops at a
+// matcher that must run on a worker (one of the program's, inside All),
+// the connection is not taken to be waiting for bytes: that matcher may
+// say no without reading, and a later listener take the connection at
+// once, as a client waiting for the server to speak first needs.
+func TestIdleWaitNotForDeferredMatcher(t *testing.T) {
+	defer testcheck.CheckLeaks(t)
+	var waits atomic.Int64
+	testHookIdleWait = func() { waits.Add(1) }
+	t.Cleanup(func() { testHookIdleWait = nil })
+
+	root := listenLoopback(t)
+	m := New(root)
+	var userRuns atomic.Int64
+	first := m.Match(All(func(io.Reader) bool { userRuns.Add(1); return false }, HTTP1Fast()))
+	want := m.Match(Any())
+	serveMux(t, m, root)
+	firstC := acceptChan(t, first)
+	accepted := acceptChan(t, want)
+
+	for i := range 3 { // the mux learns All's kind on the first
+		c := dialTCP(t, root.Addr().String())
+		dc := takeConn(t, accepted) // with no byte sent
+		dc.Close()
+		c.Close()
+		assert.Equal(t, int64(i+1), userRuns.Load())
+	}
+	assert.Equal(t, int64(0), waits.Load(), "waits without a sniffer")
+	select {
+	case c := <-firstC:
+		c.Close()
+		t.Fatal("the first listener took a connection")
+	default:
+	}
+}
+
+// TestBuiltinKnownAtRegistration: the mux knows this package's matchers
+// from their registration, whatever their arguments and wherever they are
+// made (a constructor inlined at its call site would copy its closure and
+// defeat builtinCode).
+func TestBuiltinKnownAtRegistration(t *testing.T) {
+	for name, m := range map[string]Matcher{
+		"Any": Any(), "PrefixMatcher": PrefixMatcher("x", "yz"), "HTTP1Fast": HTTP1Fast("PURGE"),
+		"HTTP1": HTTP1(), "TLS": TLS(tls.VersionTLS12), "SSH": SSH(), "SOCKS4": SOCKS4(), "SOCKS5": SOCKS5(),
+		"PostgreSQL": PostgreSQL(), "HTTP2": HTTP2(), "HTTP2HeaderField": HTTP2HeaderField("c", "d"),
+		"HTTP2HeaderFieldPrefix": HTTP2HeaderFieldPrefix("c", "d"), "HTTP1HeaderField": HTTP1HeaderField("c", "d"),
+		"HTTP1HeaderFieldPrefix": HTTP1HeaderFieldPrefix("c", "d"), "TLSServerName": TLSServerName("*.x"),
+		"TLSALPN": TLSALPN("h2"), "TLSVersion": TLSVersion(tls.VersionTLS12), "Silent": Silent(time.Minute),
+		"Regexp": Regexp(regexp.MustCompile("^b+"), 3), "RemoteAddrIn": RemoteAddrIn(netip.MustParsePrefix("10.0.0.0/8")),
+		"LocalAddrIn": LocalAddrIn(), "HTTPHost": HTTPHost("*.x"), "HTTPPathPrefix": HTTPPathPrefix("/api"),
+		"ProxyHeaderTLV": ProxyHeaderTLV(0x2, "x"), "ProxyAWSVPCEndpoint": ProxyAWSVPCEndpoint("vpce-1"),
+	} {
+		assert.Equal(t, uint32(kindBuiltin), initialKind(m), name)
+	}
+	for name, w := range map[string]MatchWriter{
+		"HTTP2MatchHeaderFieldSendSettings":       HTTP2MatchHeaderFieldSendSettings("c", "d"),
+		"HTTP2MatchHeaderFieldPrefixSendSettings": HTTP2MatchHeaderFieldPrefixSendSettings("c", "d"),
+	} {
+		assert.Equal(t, uint32(kindBuiltin), initialKind(w), name)
+	}
+	user := func(io.Reader) bool { return true }
+	assert.Equal(t, uint32(kindUnknown), initialKind(Matcher(user)))
+	assert.Equal(t, uint32(kindUnknown), initialKind(TLSClientHello(func(*ClientHelloInfo) bool { return true })))
 }

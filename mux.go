@@ -669,9 +669,9 @@ func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
 		// The first matcher, a function of the bytes alone, asked for a
 		// first byte: until one is there, matching can only wait, and
 		// waits without a sniffer (see serveConn).
-		idle := len(s.buf) == 0 && s.err == nil && !s.timed &&
+		idle := len(s.buf) == 0 && s.err == nil && !s.timed && !s.deferred &&
 			s.resumeL == 0 && s.resumeM == 0 && (*m.lst.Load())[0].kinds[0].Load() == kindBuiltin
-		s.blocked = false
+		s.blocked, s.deferred = false, false
 		s.rewind()
 		c.forgetParses()
 		if idle {
@@ -721,7 +721,8 @@ const (
 // literal shares one code pointer unless the function holding the literal
 // is inlined, which copies the literal: the constructors listed here are
 // marked go:noinline. A matcher missing here is learned as before.
-// TLSClientHello is left out: it runs a function of the program's.
+// TLSClientHello and ProxyHeaderFunc are left out: they run a function of
+// the program's.
 var builtinCode = sync.OnceValue(func() map[uintptr]bool {
 	code := make(map[uintptr]bool)
 	for _, m := range []Matcher{
@@ -730,6 +731,8 @@ var builtinCode = sync.OnceValue(func() map[uintptr]bool {
 		HTTP2HeaderField("a", "b"), HTTP2HeaderFieldPrefix("a", "b"),
 		TLSServerName("a"), TLSALPN("a"), TLSVersion(tls.VersionTLS13),
 		SOCKS5(), PostgreSQL(), Regexp(regexp.MustCompile("a"), 1), Silent(time.Second),
+		RemoteAddrIn(), LocalAddrIn(), HTTPHost("a"), HTTPPathPrefix("/"),
+		ProxyHeaderTLV(1), ProxyAWSVPCEndpoint("a"),
 	} {
 		code[reflect.ValueOf(m).Pointer()] = true
 	}
@@ -779,7 +782,7 @@ func (m *cMux) match(c *MuxConn) (l *muxListener, err error) {
 		for ; j < len(l.matchers); j++ {
 			kind := &l.kinds[j]
 			if s.now != nil && kind.Load() != kindBuiltin {
-				s.blocked = true
+				s.blocked, s.deferred = true, true
 			} else {
 				s.rewind()
 				s.builtin = false

@@ -28,6 +28,10 @@ type ProxyConfig struct {
 	// closes a connection from an untrusted source that starts with a PROXY
 	// header, and reports it.
 	PassUntrusted bool
+	// Policies set, for networks of sources, whether their connections
+	// must, may or must not start with a header (see ProxySourcePolicy).
+	// They take precedence over Trusted and Required.
+	Policies []ProxySourcePolicy
 }
 
 // ProxyProtocol makes the mux read the PROXY protocol header (version 1,
@@ -57,6 +61,9 @@ type ProxyConfig struct {
 //   - cfg.Required is set and a trusted source sends no header;
 //   - cfg.PassUntrusted is not set and an untrusted source sends a header.
 //
+// cfg.Policies override Trusted and Required per source network: see
+// ProxySourcePolicy.
+//
 // Looking for a header means reading the first bytes of a connection
 // before matching it (just the first byte, unless it starts like a
 // header), so protocols where the server speaks first are matched only
@@ -68,7 +75,7 @@ func ProxyProtocol(cfg ProxyConfig) Option {
 }
 
 func newProxyConfig(cfg ProxyConfig) *proxyConfig {
-	pc := &proxyConfig{required: cfg.Required, pass: cfg.PassUntrusted}
+	pc := &proxyConfig{required: cfg.Required, pass: cfg.PassUntrusted, policies: newPolicies(cfg.Policies)}
 	for _, p := range cfg.Trusted {
 		if !p.IsValid() {
 			continue
@@ -86,6 +93,7 @@ type proxyConfig struct {
 	trusted  []netip.Prefix
 	required bool
 	pass     bool
+	policies []ProxySourcePolicy // longest prefix first; see proxypolicy.go
 }
 
 // ProxyInfo is a PROXY protocol header the mux consumed.
@@ -187,13 +195,13 @@ func (e *proxyError) Unwrap() []error {
 // if c was closed.
 func (m *cMux) readProxyHeader(c *MuxConn) error {
 	pc := m.proxy
-	trusted := pc.trusts(c.Conn.RemoteAddr())
+	trusted, required := pc.rule(c.Conn.RemoteAddr())
 	if !trusted && pc.pass {
 		return nil
 	}
 	var err error
 	switch v := proxyhdr.Detect(c.sniff); {
-	case v == 0 && trusted && pc.required:
+	case v == 0 && trusted && required:
 		err = &proxyError{reason: "missing"}
 	case v == 0:
 	case !trusted:

@@ -27,6 +27,7 @@ func BenchmarkFullPath(b *testing.B) {
 }
 
 func benchFullPath(b *testing.B, lib library, c benchCase) {
+	skipUnsupported(b, lib, c)
 	base := runtime.NumGoroutine()
 	root := newMemListener()
 	r := lib.start(root, c.children)
@@ -85,6 +86,7 @@ func BenchmarkTCPPath(b *testing.B) {
 }
 
 func benchTCPPath(b *testing.B, lib library, c benchCase) {
+	skipUnsupported(b, lib, c)
 	base := runtime.NumGoroutine()
 	root, addr := listenTCP(b)
 	r := lib.start(root, c.children)

@@ -88,6 +88,18 @@ func cases() []benchCase {
 			{name: "HTTP2HeaderField", flight: grpc,
 				children: []child{{h2Field("content-type", "application/grpc")}},
 				miss:     json},
+			// Routing (issue 16). v0.1.5 runs HTTPHostH2 with its nearest
+			// matcher, a prefix of :authority; it cannot match an HTTP/1
+			// Host (http.ReadRequest moves it out of the header it looks
+			// at), and has nothing for paths or addresses.
+			{name: "HTTPHost", flight: []byte(httpGet),
+				children: []child{{routing(kHTTPHost, "localhost")}}, miss: []byte(sshBanner)},
+			{name: "HTTPHostH2", flight: grpc,
+				children: []child{{routing(kHTTP2Host, "localhost")}}, miss: []byte(sshBanner)},
+			{name: "HTTPPathPrefix", flight: []byte(httpGet),
+				children: []child{{routing(kHTTPPathPrefix, "/index")}}, miss: []byte(httpGRPCWeb)},
+			{name: "RemoteAddrInAndHTTP1Fast", flight: []byte(httpGet),
+				children: []child{{routing(kAddrHTTP1Fast, "127.0.0.0/8")}}, miss: []byte(sshBanner)},
 			{name: "HTTP2HeaderFieldSendSettings", flight: grpc,
 				children: []child{{h2Settings("content-type", "application/grpc")}},
 				settings: true, gate: headersAt, miss: json},

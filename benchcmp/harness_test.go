@@ -170,7 +170,11 @@ func (c *memConn) isClosed() bool {
 }
 
 func (c *memConn) LocalAddr() net.Addr  { return memAddr{} }
-func (c *memConn) RemoteAddr() net.Addr { return memAddr{} }
+func (c *memConn) RemoteAddr() net.Addr { return memRemote }
+
+// memRemote is the remote address of every memConn: an IP address, as a
+// TCP connection's, for the address matchers.
+var memRemote net.Addr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
 
 func (c *memConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
@@ -249,7 +253,7 @@ func acceptAndClose(l net.Listener, n int, done chan<- error) {
 }
 
 // errServeHung is returned by stop when Serve does not return.
-var errServeHung = errors.New("Serve did not return within 10s after Close")
+var errServeHung = errors.New("the mux's Serve did not return within 10s after Close")
 
 // stop shuts a running mux down: the mux's Close, the root's Close (v0.1.5's
 // Serve returns only when the root's Accept fails), the Close of the given

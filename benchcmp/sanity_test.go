@@ -49,6 +49,7 @@ func TestCasesMiss(t *testing.T) {
 }
 
 func checkMiss(t *testing.T, lib library, c benchCase) {
+	skipUnsupported(t, lib, c)
 	base := runtime.NumGoroutine()
 	root := newMemListener()
 	r := lib.start(root, c.children)
@@ -89,6 +90,7 @@ type delivered struct {
 }
 
 func checkCase(t *testing.T, lib library, c benchCase, gated bool) {
+	skipUnsupported(t, lib, c)
 	base := runtime.NumGoroutine()
 	root := newMemListener()
 	r := lib.start(root, c.children)
@@ -252,6 +254,7 @@ func tcpTestClient(addr netip.AddrPort, flight []byte, gate int) <-chan clientRe
 }
 
 func checkTCPCase(t *testing.T, lib library, c benchCase, gated bool) {
+	skipUnsupported(t, lib, c)
 	base := runtime.NumGoroutine()
 	root, addr := listenTCP(t)
 	r := lib.start(root, c.children)
@@ -317,6 +320,7 @@ func checkTCPCase(t *testing.T, lib library, c benchCase, gated bool) {
 }
 
 func checkTCPMiss(t *testing.T, lib library, c benchCase) {
+	skipUnsupported(t, lib, c)
 	base := runtime.NumGoroutine()
 	root, addr := listenTCP(t)
 	r := lib.start(root, c.children)

@@ -185,12 +185,20 @@ func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units 
 		ours, okO := cg[kO]
 		theirs, okT := cg[kT]
 		row := []string{c, "n/a", "n/a", "n/a"}
-		if okO && okT {
+		switch {
+		case okO && okT:
 			row = []string{c, fmt.Sprintf("%.0f", ours), fmt.Sprintf("%.0f", theirs), ratio(ours, theirs)}
+		case okO:
+			// v0.1.5 has no such matcher: cmux's figures alone.
+			row = []string{c, fmt.Sprintf("%.0f", ours), "—", "—"}
 		}
 		for _, unit := range units {
 			o, ok1 := r.median(kO, unit)
 			t, ok2 := r.median(kT, unit)
+			if ok1 && !ok2 && unit != "rst/op" {
+				row = append(row, fmt.Sprintf("— (%s / —)", short(unit, o)))
+				continue
+			}
 			if !ok1 || !ok2 {
 				row = append(row, "n/a")
 				continue
@@ -210,6 +218,14 @@ func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units 
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
 	}
+}
+
+// short formats a value of unit as the ratio cells do.
+func short(unit string, v float64) string {
+	if strings.HasSuffix(unit, "ns/op") {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%g", v)
 }
 
 // label is a unit's name in a column's head.
