@@ -3,6 +3,7 @@ package cmux
 import (
 	"crypto/tls"
 	"io"
+	"strings"
 
 	"github.com/cmux-go/cmux/internal/http1"
 	"github.com/cmux-go/cmux/internal/patricia"
@@ -89,9 +90,26 @@ func TLS(versions ...int) Matcher {
 // http.Header.Get. It reads the request line and the header up to that
 // field, or up to the end of the header if the field is missing.
 //
+// Host and Transfer-Encoding always count as missing, as in soheilhy/cmux,
+// whose parser (http.ReadRequest) takes them out of the header: to route
+// by host, use HTTPHost.
+//
 //go:noinline
 func HTTP1HeaderField(name, value string) Matcher {
+	name = h1FieldName(name)
 	return func(r io.Reader) bool { return matchH1Field(r, name, value, false) }
+}
+
+// noField is a field name no well-formed header has.
+const noField = "\x00"
+
+// h1FieldName returns the name HTTP1HeaderField looks for: name, or
+// noField for the fields http.ReadRequest takes out of the header.
+func h1FieldName(name string) string {
+	if strings.EqualFold(name, "Host") || strings.EqualFold(name, "Transfer-Encoding") {
+		return noField
+	}
+	return name
 }
 
 // HTTP1HeaderFieldPrefix is HTTP1HeaderField for a field whose value starts
@@ -99,6 +117,7 @@ func HTTP1HeaderField(name, value string) Matcher {
 //
 //go:noinline
 func HTTP1HeaderFieldPrefix(name, valuePrefix string) Matcher {
+	name = h1FieldName(name)
 	return func(r io.Reader) bool { return matchH1Field(r, name, valuePrefix, true) }
 }
 
