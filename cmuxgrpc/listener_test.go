@@ -176,3 +176,59 @@ func TestProxyHeaderThroughConn(t *testing.T) {
 	_, _, err = rr.ReadOnReady(64, pool)
 	assert.True(t, errors.Is(err, io.EOF), "got %v", err)
 }
+
+// TestGracefulStopThroughListener: the shutdown of a real program,
+// GracefulStop with a server-streaming call in flight, then the mux's
+// Close, completes through Listener: the call ends cleanly, every Serve
+// returns, nothing leaks.
+func TestGracefulStopThroughListener(t *testing.T) {
+	defer testcheck.CheckLeaks(t)
+	root, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	m := cmux.New(root)
+	grpcL := Listener(m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc")))
+	srv := grpc.NewServer()
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	grpcDone := make(chan error, 1)
+	muxDone := make(chan error, 1)
+	go func() { grpcDone <- srv.Serve(grpcL) }()
+	go func() { muxDone <- m.Serve() }()
+
+	cc := dialGRPC(t, root.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := healthpb.NewHealthClient(cc).Watch(ctx, &healthpb.HealthCheckRequest{})
+	require.NoError(t, err)
+	resp, err := stream.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.GetStatus())
+
+	// GracefulStop waits for the stream: the health server's Shutdown
+	// sends NOT_SERVING, and the client's cancel ends the call.
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	hs.Shutdown()
+	resp, err = stream.Recv()
+	require.NoError(t, err)
+	assert.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, resp.GetStatus())
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("GracefulStop did not return")
+	}
+	select {
+	case err := <-grpcDone:
+		assert.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("grpc Serve did not return")
+	}
+	// GracefulStop closed the child listener, which closes the root.
+	select {
+	case <-muxDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the mux's Serve did not return")
+	}
+	cc.Close()
+}
