@@ -49,8 +49,8 @@ type ConnEvent struct {
 	WroteSettings bool
 	// Err is, for NotMatched, why: an error matching (errors.Is) one of
 	// ErrNoBytes, ErrMatchTimeout, ErrSniffLimit, ErrNoMatch,
-	// ErrProxyHeader, ErrMatcherPanic, ErrMatchingLimit or
-	// ErrListenerClosed.
+	// ErrProxyHeader, ErrTLSHandshake, ErrMatcherPanic, ErrMatchingLimit
+	// or ErrListenerClosed.
 	Err error
 }
 

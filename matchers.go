@@ -47,7 +47,8 @@ func HTTP1Fast(extMethods ...string) Matcher {
 	methods := make([]string, 0, len(defaultHTTPMethods)+len(extMethods))
 	methods = append(methods, defaultHTTPMethods...)
 	methods = append(methods, extMethods...)
-	return PrefixMatcher(methods...)
+	p := PrefixMatcher(methods...)
+	return func(r io.Reader) bool { return !isH2(r) && p(r) }
 }
 
 // HTTP1 matches a connection whose first line, within its first 4096
@@ -58,7 +59,7 @@ func HTTP1Fast(extMethods ...string) Matcher {
 // connection or the matching deadline is judged as it is. HTTP1 says no on
 // the first byte that rules such a line out.
 func HTTP1() Matcher {
-	return func(r io.Reader) bool { return http1.IsRequestLine(asPeeker(r)) }
+	return func(r io.Reader) bool { return !isH2(r) && http1.IsRequestLine(asPeeker(r)) }
 }
 
 // TLS matches a connection that starts with a TLS handshake record whose
@@ -93,6 +94,9 @@ func HTTP1HeaderFieldPrefix(name, valuePrefix string) Matcher {
 }
 
 func matchH1Field(r io.Reader, name, want string, prefix bool) bool {
+	if isH2(r) {
+		return false
+	}
 	got, line, ok := http1.HeaderField(asPeeker(r), name)
 	if !ok {
 		return false

@@ -2,6 +2,7 @@ package cmux
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/netip"
@@ -45,6 +46,7 @@ type cMux struct {
 	independent  bool          // a child's Close is local; otherwise it closes the root
 	exposeTLS    bool          // ExposeConnectionState
 	maxPerSource int           // MaxMatchingPerSource; 0: no cap
+	terminateCfg *tls.Config   // TerminateTLS; nil: no termination
 	sem          chan struct{} // a slot per connection being matched (MaxMatching); nil: no cap
 	timeout      atomic.Int64  // time.Duration
 	errh         atomic.Pointer[ErrorHandler]
@@ -92,6 +94,7 @@ func newMux(l net.Listener, cfg *config) *cMux {
 		independent:  cfg.independent,
 		exposeTLS:    cfg.exposeTLS,
 		maxPerSource: cfg.maxPerSource,
+		terminateCfg: cfg.terminate,
 		closedc:      make(chan struct{}),
 		drainc:       make(chan struct{}),
 		servedone:    make(chan struct{}),
@@ -595,6 +598,12 @@ func (m *cMux) serveConn(c *MuxConn) {
 			return
 		}
 	}
+	if m.terminateCfg != nil {
+		if err := m.terminate(c); err != nil {
+			m.drop(c, err)
+			return
+		}
+	}
 	if l, err := m.match(c); l != nil {
 		m.deliver(c, l, false)
 	} else {
@@ -608,7 +617,7 @@ func (m *cMux) serveConn(c *MuxConn) {
 // nothing it will not replay, if some matcher would have to wait or write:
 // then a worker matches c.
 func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
-	if m.proxy != nil {
+	if m.proxy != nil || m.terminateCfg != nil {
 		return false
 	}
 	c.sniff.now = now
