@@ -480,3 +480,63 @@ func TestTerminateTLSShutdown(t *testing.T) {
 		require.NoError(t, err)
 	})
 }
+
+// BenchmarkTerminateTLSDelivery compares the two kinds of connections a
+// terminating mux delivers to ServeHTTPS: the *tls.Conn itself (the chain
+// Any, which reads nothing) and the connection that replays what the
+// matchers read (the chain HTTP1Fast for HTTP/1.1; HTTP2 for HTTP/2). "conn"
+// makes a new connection per request, "reuse" sends every request on one
+// connection.
+func BenchmarkTerminateTLSDelivery(b *testing.B) {
+	p := newTermPKI(b)
+	for _, chain := range []struct {
+		name string
+		m    Matcher
+	}{{"tlsconn", Any()}, {"sniffed", nil}} {
+		for _, proto := range []string{"http/1.1", "h2"} {
+			root := listenLoopback(b)
+			m := NewWithOptions(root, TerminateTLS(p.serverConfig()))
+			mt := chain.m
+			if mt == nil {
+				mt = HTTP1Fast()
+				if proto == "h2" {
+					mt = HTTP2()
+				}
+			}
+			hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.TLS == nil {
+					w.WriteHeader(500)
+				}
+			})}
+			l := m.Match(mt)
+			goServe(b, "ServeHTTPS", func() error { return ServeHTTPS(hs, l) }, func() { hs.Close() })
+			serveMux(b, m, root)
+			url := "https://" + root.Addr().String() + "/"
+			for _, reuse := range []bool{false, true} {
+				name := chain.name + "/" + proto + "/conn"
+				if reuse {
+					name = chain.name + "/" + proto + "/reuse"
+				}
+				b.Run(name, func(b *testing.B) {
+					tr := &http.Transport{TLSClientConfig: p.clientConfig(proto), DisableKeepAlives: !reuse, ForceAttemptHTTP2: proto == "h2"}
+					if proto != "h2" {
+						tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+					}
+					defer tr.CloseIdleConnections()
+					c := &http.Client{Transport: tr, Timeout: waitFor}
+					for range b.N {
+						resp, err := c.Get(url)
+						if err != nil {
+							b.Fatal(err)
+						}
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if resp.StatusCode != 200 {
+							b.Fatal(resp.Status)
+						}
+					}
+				})
+			}
+		}
+	}
+}
