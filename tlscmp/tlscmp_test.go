@@ -373,23 +373,30 @@ func TestCapabilities(t *testing.T) {
 // grpc-go with its own TLS credentials).
 func BenchmarkNewConn(b *testing.B) {
 	f := newFixture(b)
+	type target struct{ name, grpc, http string }
+	var targets []target
 	for _, s := range []struct {
 		name  string
 		start func(testing.TB, *fixture) (string, string)
 	}{{"bare", startBare}, {"cmux", startCmux}, {"gmux", startGmux}} {
 		g, h := s.start(b, f)
-		for _, w := range []struct {
-			name string
-			run  func() error
-		}{
-			{"http1", func() error { _, err := httpGet(h, f.clientConfig("http/1.1")); return err }},
-			{"h2", func() error { _, err := httpGet(h, f.clientConfig("h2", "http/1.1")); return err }},
-			{"grpc", func() error { _, err := grpcUnary(f, g, true); return err }},
-		} {
-			b.Run(s.name+"/"+w.name, func(b *testing.B) {
+		targets = append(targets, target{s.name, g, h})
+	}
+	// Workload first, then server: the servers of one workload run close
+	// in time, under the same load of the machine.
+	for _, w := range []struct {
+		name string
+		run  func(t target) error
+	}{
+		{"http1", func(t target) error { _, err := httpGet(t.http, f.clientConfig("http/1.1")); return err }},
+		{"h2", func(t target) error { _, err := httpGet(t.http, f.clientConfig("h2", "http/1.1")); return err }},
+		{"grpc", func(t target) error { _, err := grpcUnary(f, t.grpc, true); return err }},
+	} {
+		for _, t := range targets {
+			b.Run(w.name+"/"+t.name, func(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if err := w.run(); err != nil {
+						if err := w.run(t); err != nil {
 							b.Error(err)
 							return
 						}
