@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -283,7 +284,9 @@ func TestTerminateTLSFailures(t *testing.T) {
 	root := listenLoopback(t)
 	var ev termEvents
 	const timeout = 300 * time.Millisecond
-	m := NewWithOptions(root, TerminateTLS(cfg), MatchTimeout(timeout), WithHooks(ev.hooks()))
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	m := NewWithOptions(root, TerminateTLS(cfg), MatchTimeout(timeout), WithHooks(ev.hooks()), WithLogger(logger))
 	errs := errorChan(m, 16)
 	okC := acceptChan(t, m.Match(Any()))
 	serveMux(t, m, root)
@@ -297,6 +300,7 @@ func TestTerminateTLSFailures(t *testing.T) {
 		}
 		assert.Equal(t, err, ev.last(), "the NotMatched hook's error")
 		assert.Contains(t, err.Error(), "127.0.0.1")
+		assert.Contains(t, logs.String(), err.Error(), "logged")
 	}
 
 	t.Run("plaintext HTTP", func(t *testing.T) {
@@ -479,6 +483,59 @@ func TestTerminateTLSShutdown(t *testing.T) {
 		_, err = io.ReadFull(sc, one)
 		require.NoError(t, err)
 	})
+}
+
+// TestTerminateTLSNotMatched: a terminated connection that no matcher
+// wants is closed with a TLS close_notify and reported as ErrNotMatched;
+// ALPN let the HTTP/2 matcher decide without reading. The Delivered hook
+// sees a delivered *tls.Conn.
+func TestTerminateTLSNotMatched(t *testing.T) {
+	checkLeaks(t)
+	p := newTermPKI(t)
+	root := listenLoopback(t)
+	var mu sync.Mutex
+	var notMatched, delivered []ConnEvent
+	m := NewWithOptions(root, TerminateTLS(p.serverConfig()), WithHooks(Hooks{
+		NotMatched: func(ev ConnEvent) { mu.Lock(); notMatched = append(notMatched, ev); mu.Unlock() },
+		Delivered:  func(ev ConnEvent) { mu.Lock(); delivered = append(delivered, ev); mu.Unlock() },
+	}))
+	errs := errorChan(m, 4)
+	h2C := acceptChan(t, Name(m.Match(HTTP2()), "h2"))
+	serveMux(t, m, root)
+
+	c, err := tls.Dial("tcp", root.Addr().String(), p.clientConfig("http/1.1"))
+	require.NoError(t, err)
+	defer c.Close()
+	_, rerr := readAllWithin(c, waitFor)
+	assert.NoError(t, rerr, "closed with close_notify")
+	err = nextErr(t, errs)
+	var nm ErrNotMatched
+	require.ErrorAs(t, err, &nm)
+	assert.ErrorIs(t, err, ErrNoMatch)
+	mu.Lock()
+	require.Len(t, notMatched, 1)
+	assert.Equal(t, 0, notMatched[0].Sniffed, "decided by ALPN, without reading")
+	_, isTLS := notMatched[0].Conn.(*tls.Conn)
+	assert.True(t, isTLS, "ConnEvent.Conn is %T", notMatched[0].Conn)
+	mu.Unlock()
+
+	c2, err := tls.Dial("tcp", root.Addr().String(), p.clientConfig("h2"))
+	require.NoError(t, err)
+	defer c2.Close()
+	_, err = io.WriteString(c2, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	require.NoError(t, err)
+	sc := takeConn(t, h2C)
+	_, isMux := sc.(*tlsMuxConn)
+	assert.True(t, isMux, "delivered %T after reading the preface", sc)
+	mu.Lock()
+	require.Len(t, delivered, 1)
+	assert.Equal(t, "h2", delivered[0].Listener)
+	mu.Unlock()
+	buf := make([]byte, 24)
+	_ = sc.SetReadDeadline(time.Now().Add(waitFor))
+	_, err = io.ReadFull(sc, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", string(buf), "the sniffed bytes are replayed")
 }
 
 // BenchmarkTerminateTLSDelivery compares the two kinds of connections a
