@@ -92,7 +92,7 @@ func (terminated) ClientHandshake(context.Context, string, net.Conn) (net.Conn, 
 
 // Info describes TLS.
 func (terminated) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", SecurityVersion: "1.2"}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 // Clone returns the credentials (they have no state).
