@@ -30,7 +30,8 @@ import (
 // returns instead a value that embeds *MuxConn and adds that method, so that
 // net/http fills Request.TLS; use NetConn or interface assertions, not a
 // type assertion to *MuxConn, to reach the underlying connection of such a
-// mux.
+// mux. A mux made with TerminateTLS delivers the *tls.Conn, or such a value
+// whose underlying connection is the *tls.Conn (see TerminateTLS).
 type MuxConn struct {
 	net.Conn
 

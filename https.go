@@ -96,6 +96,15 @@ type stateConn struct {
 // NetConn returns the connection the mux delivered.
 func (c *stateConn) NetConn() net.Conn { return c.Conn }
 
+// CloseWrite sends the TLS close_notify alert, for net/http's closing of a
+// connection.
+func (c *stateConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // tlsStateKey is the context key of the TLS state of a stateConn.
 type tlsStateKey struct{}
 

@@ -38,8 +38,9 @@ import (
 //
 // On a terminated connection:
 //
-//   - NegotiatedProtocol matches by the protocol ALPN selected, without
-//     reading;
+//   - NegotiatedProtocol matches by the protocol ALPN selected, and
+//     TLSServerName by the server name (SNI) of the handshake, without
+//     reading; the other ClientHello matchers say no;
 //   - the HTTP/2 matchers (HTTP2, HTTP2HeaderField and the like) say no
 //     without reading unless ALPN selected "h2", since HTTP/2 over TLS
 //     requires it (RFC 9113, section 3.2), and the HTTP/1 matchers (HTTP1,
@@ -121,6 +122,17 @@ func termALPN(r io.Reader) (proto string, ok bool) {
 		return "", false
 	}
 	return s.conn.alpn, true
+}
+
+// termServerName returns the server name (SNI) of the connection read
+// through r if the mux terminated its TLS; ok is false otherwise.
+func termServerName(r io.Reader) (name string, ok bool) {
+	s, isSniffer := r.(*sniffer)
+	if !isSniffer || s.conn == nil || s.conn.term == nil {
+		return "", false
+	}
+	s.builtin = true
+	return s.conn.term.ConnectionState().ServerName, true
 }
 
 // notH2 reports whether r reads a terminated connection that did not

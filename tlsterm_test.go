@@ -597,3 +597,31 @@ func BenchmarkTerminateTLSDelivery(b *testing.B) {
 		}
 	}
 }
+
+// TestTerminateTLSServerName: on a terminated connection TLSServerName
+// matches the handshake's server name without reading.
+func TestTerminateTLSServerName(t *testing.T) {
+	checkLeaks(t)
+	p := newTermPKI(t)
+	root := listenLoopback(t)
+	m := NewWithOptions(root, TerminateTLS(p.serverConfig()))
+	adminC := acceptChan(t, m.Match(TLSServerName("admin.example.com")))
+	wildC := acceptChan(t, m.Match(TLSServerName("*.example.com")))
+	noneC := acceptChan(t, m.Match(TLSServerName("")))
+	serveMux(t, m, root)
+	for _, tc := range []struct {
+		name string
+		ch   <-chan net.Conn
+	}{{"ADMIN.example.com.", adminC}, {"api.example.com", wildC}, {"", noneC}} {
+		cfg := p.clientConfig("h2")
+		cfg.ServerName = tc.name
+		cfg.InsecureSkipVerify = true // the certificate names localhost
+		c, err := tls.Dial("tcp", root.Addr().String(), cfg)
+		require.NoError(t, err, tc.name)
+		defer c.Close()
+		sc := takeConn(t, tc.ch)
+		tlsc, ok := sc.(*tls.Conn)
+		require.True(t, ok, "delivered %T: nothing read", sc)
+		assert.Equal(t, strings.TrimSuffix(tc.name, "."), strings.TrimSuffix(tlsc.ConnectionState().ServerName, "."))
+	}
+}
