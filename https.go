@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 )
 
 // ServeHTTPS serves HTTP/1.1 and HTTP/2 with srv on l, a child listener of
@@ -31,8 +32,22 @@ import (
 // the timeouts apply to all. Configure srv (Handler, Protocols, ConnContext,
 // timeouts) before calling ServeHTTPS, leave srv.TLSNextProto nil, and
 // serve only terminated connections with it: UnencryptedHTTP2 also lets a
-// client without TLS use HTTP/2 with prior knowledge.
+// client without TLS use HTTP/2 with prior knowledge. ServeHTTPS may serve
+// one srv on several listeners at once; do not serve srv otherwise
+// meanwhile.
 func ServeHTTPS(srv *http.Server, l net.Listener) error {
+	configureHTTPS(srv)
+	return srv.Serve(&httpsListener{Listener: l, srv: srv})
+}
+
+// httpsMu serializes configureHTTPS, so that ServeHTTPS may serve one
+// server on several listeners at once.
+var httpsMu sync.Mutex
+
+// configureHTTPS configures srv for ServeHTTPS, once.
+func configureHTTPS(srv *http.Server) {
+	httpsMu.Lock()
+	defer httpsMu.Unlock()
 	if _, ok := srv.Handler.(tlsStateHandler); !ok {
 		srv.Handler = tlsStateHandler{srv.Handler}
 		cc := srv.ConnContext
@@ -47,7 +62,6 @@ func ServeHTTPS(srv *http.Server, l net.Listener) error {
 		}
 	}
 	enableSniffedH2(srv)
-	return srv.Serve(&httpsListener{Listener: l, srv: srv})
 }
 
 // httpsListener hands srv.Serve a *tls.Conn as it is, and a connection with

@@ -10,6 +10,9 @@ const sniffedH2OK = true
 
 // enableSniffedH2 adds UnencryptedHTTP2 to srv.Protocols (see ServeHTTPS).
 func enableSniffedH2(srv *http.Server) {
+	if srv.Protocols != nil && srv.Protocols.UnencryptedHTTP2() {
+		return
+	}
 	var p http.Protocols
 	if srv.Protocols != nil {
 		p = *srv.Protocols

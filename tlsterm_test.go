@@ -96,6 +96,13 @@ func serveTermHTTPS(t testing.TB, l net.Listener, name string) *http.Server {
 // it HTTP/2) and returns the body.
 func termGet(t testing.TB, addr string, cfg *tls.Config, header http.Header) string {
 	t.Helper()
+	body, err := termGetErr(addr, cfg, header)
+	require.NoError(t, err)
+	return body
+}
+
+// termGetErr is termGet for any goroutine: it returns the error.
+func termGetErr(addr string, cfg *tls.Config, header http.Header) (string, error) {
 	tr := &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}
 	if len(cfg.NextProtos) > 0 && cfg.NextProtos[0] == "h2" {
 		tr.ForceAttemptHTTP2 = true
@@ -104,18 +111,21 @@ func termGet(t testing.TB, addr string, cfg *tls.Config, header http.Header) str
 	}
 	defer tr.CloseIdleConnections()
 	req, err := http.NewRequest("GET", "https://"+addr+"/", nil)
-	require.NoError(t, err)
+	if err != nil {
+		return "", err
+	}
 	for k, v := range header {
 		req.Header[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
 	resp, err := (&http.Client{Transport: tr}).Do(req.WithContext(ctx))
-	require.NoError(t, err)
+	if err != nil {
+		return "", err
+	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return string(b)
+	return string(b), err
 }
 
 // TestTerminateTLSRouting terminates TLS in the mux and routes inside it:
@@ -623,5 +633,83 @@ func TestTerminateTLSServerName(t *testing.T) {
 		tlsc, ok := sc.(*tls.Conn)
 		require.True(t, ok, "delivered %T: nothing read", sc)
 		assert.Equal(t, strings.TrimSuffix(tc.name, "."), strings.TrimSuffix(tlsc.ConnectionState().ServerName, "."))
+	}
+}
+
+// TestServeHTTPSShutdown: srv.Shutdown waits for a request in flight on a
+// sniffed HTTP/2 connection (served by net/http's own HTTP/2 server through
+// ServeHTTPS) and on a *tls.Conn, and ServeHTTPS returns
+// http.ErrServerClosed.
+func TestServeHTTPSShutdown(t *testing.T) {
+	checkLeaks(t)
+	p := newTermPKI(t)
+	root := listenLoopback(t)
+	// Independent: srv.Shutdown closes both children, and a child's Close
+	// would otherwise close the root (and fail the second time).
+	m := NewWithOptions(root, TerminateTLS(p.serverConfig()), IndependentListeners())
+	sniffedL := m.Match(HTTP2())                    // reads the preface
+	tlsL := m.Match(NegotiatedProtocol("http/1.1")) // reads nothing
+	started := make(chan string, 2)
+	release := make(chan struct{})
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- r.Proto
+		<-release
+		fmt.Fprintf(w, "%s %v", r.Proto, r.TLS != nil)
+	})
+	hs := &http.Server{Handler: handler}
+	served := make(chan error, 2)
+	go func() { served <- ServeHTTPS(hs, sniffedL) }()
+	go func() { served <- ServeHTTPS(hs, tlsL) }()
+	serveMux(t, m, root)
+
+	bodies := make(chan string, 2)
+	for _, proto := range []string{"h2", "http/1.1"} {
+		go func() {
+			body, err := termGetErr(root.Addr().String(), p.clientConfig(proto), nil)
+			if err != nil {
+				body = err.Error()
+			}
+			bodies <- body
+		}()
+	}
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case proto := <-started:
+			got[proto] = true
+		case <-time.After(waitFor):
+			t.Fatal("requests did not start")
+		}
+	}
+	assert.Equal(t, map[string]bool{"HTTP/2.0": true, "HTTP/1.1": true}, got)
+	shut := make(chan error, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	go func() { shut <- hs.Shutdown(ctx) }()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned before the requests finished: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-shut)
+	want := map[string]bool{"HTTP/2.0 true": true, "HTTP/1.1 true": true}
+	gotBodies := map[string]bool{}
+	for range 2 {
+		select {
+		case b := <-bodies:
+			gotBodies[b] = true
+		case <-time.After(waitFor):
+			t.Fatal("no response")
+		}
+	}
+	assert.Equal(t, want, gotBodies)
+	for range 2 {
+		select {
+		case err := <-served:
+			assert.ErrorIs(t, err, http.ErrServerClosed)
+		case <-time.After(waitFor):
+			t.Fatal("ServeHTTPS did not return")
+		}
 	}
 }
