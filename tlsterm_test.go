@@ -657,6 +657,9 @@ func TestServeHTTPSShutdown(t *testing.T) {
 		fmt.Fprintf(w, "%s %v", r.Proto, r.TLS != nil)
 	})
 	hs := &http.Server{Handler: handler}
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(func() { unblock(); hs.Close() }) // on failure
 	served := make(chan error, 2)
 	go func() { served <- ServeHTTPS(hs, sniffedL) }()
 	go func() { served <- ServeHTTPS(hs, tlsL) }()
@@ -691,7 +694,7 @@ func TestServeHTTPSShutdown(t *testing.T) {
 		t.Fatalf("Shutdown returned before the requests finished: %v", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
+	unblock()
 	require.NoError(t, <-shut)
 	want := map[string]bool{"HTTP/2.0 true": true, "HTTP/1.1 true": true}
 	gotBodies := map[string]bool{}
