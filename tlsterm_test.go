@@ -293,7 +293,7 @@ func TestTerminateTLSFailures(t *testing.T) {
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	root := listenLoopback(t)
 	var ev termEvents
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second
 	var logs syncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := NewWithOptions(root, TerminateTLS(cfg), MatchTimeout(timeout), WithHooks(ev.hooks()), WithLogger(logger))
