@@ -1,13 +1,19 @@
 package tlscmp
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -37,22 +43,40 @@ var quiet = log.New(io.Discard, "", 0)
 // handshakeBound is the bound on a TLS handshake given to both muxes.
 const handshakeBound = 500 * time.Millisecond
 
-// fixture is the certificates both servers and all clients share.
+// fixture is the certificates both servers and all clients share, also as
+// PEM files in dir (ca.pem, client.pem, client-key.pem) for the command
+// line clients.
 type fixture struct {
 	server, client tls.Certificate
 	pki            *wiretest.PKI
+	dir            string
 }
 
 func newFixture(t testing.TB) *fixture {
 	pki := wiretest.NewPKI(t)
-	return &fixture{server: pki.Leaf(t, "server", "localhost"), client: pki.Leaf(t, "client-1"), pki: pki}
+	f := &fixture{server: pki.Leaf(t, "server", "localhost"), client: pki.Leaf(t, "client-1"), pki: pki, dir: t.TempDir()}
+	key, err := x509.MarshalPKCS8PrivateKey(f.client.PrivateKey)
+	require.NoError(t, err)
+	for name, blk := range map[string]*pem.Block{
+		"ca.pem":         {Type: "CERTIFICATE", Bytes: pki.CA.Certificate[0]},
+		"client.pem":     {Type: "CERTIFICATE", Bytes: f.client.Certificate[0]},
+		"client-key.pem": {Type: "PRIVATE KEY", Bytes: key},
+	} {
+		require.NoError(t, os.WriteFile(filepath.Join(f.dir, name), pem.EncodeToMemory(blk), 0o600))
+	}
+	return f
 }
+
+func (f *fixture) file(name string) string { return filepath.Join(f.dir, name) }
+
+// customProto is an ALPN protocol that is not HTTP: an echo of one line.
+const customProto = "x-echo"
 
 // serverConfig is the one tls.Config of every server.
 func (f *fixture) serverConfig() *tls.Config {
 	return &tls.Config{
 		Certificates: []tls.Certificate{f.server},
-		NextProtos:   []string{"h2", "http/1.1"},
+		NextProtos:   []string{"h2", "http/1.1", customProto},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    f.pki.Roots,
 	}
@@ -145,6 +169,8 @@ func listen(t testing.TB) net.Listener {
 func startCmux(t testing.TB, f *fixture) (grpcAddr, httpAddr string) {
 	l := listen(t)
 	m := cmux.NewWithOptions(l, cmux.TerminateTLS(f.serverConfig()), cmux.MatchTimeout(handshakeBound))
+	echoL := m.Match(cmux.NegotiatedProtocol(customProto))
+	background(t, func() error { serveEcho(echoL); return nil }, func() { echoL.Close() })
 	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldPrefixSendSettings("content-type", "application/grpc"))
 	httpL := m.Match(cmux.Any())
 	gs := newGRPC(grpc.Creds(cmuxgrpc.TerminatedTLS()))
@@ -194,7 +220,110 @@ func startBare(t testing.TB, f *fixture) (grpcAddr, httpAddr string) {
 	return gl.Addr().String(), hl.Addr().String()
 }
 
+// serveEcho echoes one line on each connection l accepts, until l is
+// closed.
+func serveEcho(l net.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(wait))
+			line, err := bufio.NewReader(c).ReadString('\n')
+			if err == nil {
+				_, _ = io.WriteString(c, "echo "+line)
+			}
+		}()
+	}
+}
+
 // Clients.
+
+// echo speaks customProto: it sends a line and returns the answer, or the
+// error.
+func echo(f *fixture, addr string) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", addr, f.clientConfig(customProto))
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(c, "hi\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(c)
+	if len(b) == 0 && err == nil {
+		return "closed", nil
+	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// tool runs a command line client and returns its output (stdout, or
+// stderr and the exit code if it failed); ok is false if it is not
+// installed, unless in CI.
+func tool(t testing.TB, stdin, name string, args ...string) (string, bool) {
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is required in CI: %v", name, err)
+		}
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		t.Logf("%s %q: %v: %s", name, args, err, e.String())
+		return fmt.Sprintf("failed (exit %d)", cmd.ProcessState.ExitCode()), true
+	}
+	return strings.TrimSpace(o.String()), true
+}
+
+// curl runs curl with the client certificate against addr, with the host
+// name localhost.
+func curl(t testing.TB, f *fixture, addr string, flags ...string) (string, bool) {
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	args := append([]string{"-sS", "--noproxy", "*", "--max-time", "20", "--resolve", "localhost:" + port + ":127.0.0.1",
+		"--cacert", f.file("ca.pem"), "--cert", f.file("client.pem"), "--key", f.file("client-key.pem")}, flags...)
+	return tool(t, "", "curl", append(args, "https://localhost:"+port+"/")...)
+}
+
+// nghttp makes two requests on one connection and returns the first
+// body, or what went wrong.
+func nghttp(t testing.TB, f *fixture, addr string) (string, bool) {
+	out, ok := tool(t, "", "nghttp", "-t", "20", "--cert", f.file("client.pem"), "--key", f.file("client-key.pem"),
+		"https://"+addr+"/a", "https://"+addr+"/b")
+	if !ok || strings.HasPrefix(out, "failed") {
+		return out, ok
+	}
+	if n := strings.Count(out, "HTTP/2.0 h2 client-1"); n != 2 {
+		t.Logf("nghttp: %q", out)
+		return fmt.Sprintf("%d answers of 2", n), true
+	}
+	return "HTTP/2.0 h2 client-1", true
+}
+
+// sClient sends an HTTP/1.1 GET through openssl s_client, with ALPN protos
+// if not empty, and returns the last line of the answer.
+func sClient(t testing.TB, f *fixture, addr, alpn string) (string, bool) {
+	args := []string{"s_client", "-connect", addr, "-servername", "localhost", "-CAfile", f.file("ca.pem"),
+		"-cert", f.file("client.pem"), "-key", f.file("client-key.pem"), "-quiet", "-ign_eof"}
+	if alpn != "" {
+		args = append(args, "-alpn", alpn)
+	}
+	out, ok := tool(t, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "openssl", args...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return strings.TrimSpace(lines[len(lines)-1]), ok
+}
 
 // grpcUnary makes a health Check on a new connection and returns the CN
 // the server saw through AuthInfo.
@@ -297,11 +426,28 @@ func slowHandshake(f *fixture, addr string) (time.Duration, error) {
 }
 
 // A capability is one row of the README's table: what a client does, and
-// what each server must give.
+// what each server must give. run returns ok false to skip the row (a
+// command line client that is not installed).
 type capability struct {
 	name string
-	run  func(f *fixture, grpcAddr, httpAddr string) (string, error)
-	want map[string]string // by server; "" for an error
+	run  func(t testing.TB, f *fixture, grpcAddr, httpAddr string) (got string, ok bool)
+	want map[string]string // by server
+}
+
+// errs makes a capability's run of a function that may fail.
+func errs(fn func(f *fixture, g, h string) (string, error)) func(testing.TB, *fixture, string, string) (string, bool) {
+	return func(_ testing.TB, f *fixture, g, h string) (string, bool) {
+		got, err := fn(f, g, h)
+		if err != nil {
+			return "error: " + err.Error(), true
+		}
+		return got, true
+	}
+}
+
+// all is the same want for every server.
+func all(want string) map[string]string {
+	return map[string]string{"cmux": want, "gmux": want, "gmux+TerminatedTLS": want}
 }
 
 var servers = []struct {
@@ -314,24 +460,39 @@ var servers = []struct {
 }
 
 var capabilities = []capability{
-	{"grpc-go mTLS unary: CN via AuthInfo", func(f *fixture, g, _ string) (string, error) { return grpcUnary(f, g, true) },
+	{"grpc-go mTLS unary: CN via AuthInfo", errs(func(f *fixture, g, _ string) (string, error) { return grpcUnary(f, g, true) }),
 		map[string]string{"cmux": "client-1", "gmux": "AuthInfo <nil>", "gmux+TerminatedTLS": "client-1"}},
-	{"grpc-go mTLS streaming: CN via AuthInfo", func(f *fixture, g, _ string) (string, error) { return grpcStream(f, g) },
+	{"grpc-go mTLS streaming: CN via AuthInfo", errs(func(f *fixture, g, _ string) (string, error) { return grpcStream(f, g) }),
 		map[string]string{"cmux": "client-1", "gmux": "AuthInfo <nil>", "gmux+TerminatedTLS": "client-1"}},
-	{"grpc-go without client certificate", func(f *fixture, g, _ string) (string, error) { return grpcUnary(f, g, false) },
+	{"grpc-go without client certificate", errs(func(f *fixture, g, _ string) (string, error) { return grpcUnary(f, g, false) }),
 		map[string]string{"cmux": "-", "gmux": "AuthInfo <nil>", "gmux+TerminatedTLS": "-"}},
-	{"HTTP/1.1 (ALPN http/1.1): Request.TLS", func(f *fixture, _, h string) (string, error) { return httpGet(h, f.clientConfig("http/1.1")) },
-		map[string]string{"cmux": "HTTP/1.1 http/1.1 client-1", "gmux": "HTTP/1.1 http/1.1 client-1", "gmux+TerminatedTLS": "HTTP/1.1 http/1.1 client-1"}},
-	{"HTTP/1.1 without ALPN: Request.TLS", func(f *fixture, _, h string) (string, error) { return httpGet(h, f.clientConfig()) },
-		map[string]string{"cmux": "HTTP/1.1 none client-1", "gmux": "HTTP/1.1 none client-1", "gmux+TerminatedTLS": "HTTP/1.1 none client-1"}},
-	{"HTTP/2 REST: Request.TLS", func(f *fixture, _, h string) (string, error) { return httpGet(h, f.clientConfig("h2", "http/1.1")) },
-		map[string]string{"cmux": "HTTP/2.0 h2 client-1", "gmux": "HTTP/2.0 h2 client-1", "gmux+TerminatedTLS": "HTTP/2.0 h2 client-1"}},
-	{"plaintext HTTP on the TLS port", func(_ *fixture, _, h string) (string, error) { return plaintext(h) },
-		map[string]string{"cmux": "HTTP/1.0 400 Bad Request", "gmux": "HTTP/1.0 400 Bad Request", "gmux+TerminatedTLS": "HTTP/1.0 400 Bad Request"}},
-	{"slow handshake closed within 2s (bound 500ms)", func(f *fixture, _, h string) (string, error) {
+	{"Go HTTP/1.1 (ALPN http/1.1): Request.TLS", errs(func(f *fixture, _, h string) (string, error) { return httpGet(h, f.clientConfig("http/1.1")) }),
+		all("HTTP/1.1 http/1.1 client-1")},
+	{"Go HTTP/1.1 without ALPN: Request.TLS", errs(func(f *fixture, _, h string) (string, error) { return httpGet(h, f.clientConfig()) }),
+		all("HTTP/1.1 none client-1")},
+	{"Go HTTP/2 REST: Request.TLS", errs(func(f *fixture, _, h string) (string, error) { return httpGet(h, f.clientConfig("h2", "http/1.1")) }),
+		all("HTTP/2.0 h2 client-1")},
+	{"curl --http1.1 with a client certificate", func(t testing.TB, f *fixture, _, h string) (string, bool) { return curl(t, f, h, "--http1.1") },
+		all("HTTP/1.1 http/1.1 client-1")},
+	// gmux v0.3.1 (with the golang.org/x/net grpc v1.85 selects) answers
+	// neither curl's nor nghttp's HTTP/2 request, while net/http's HTTP/2
+	// client works.
+	{"curl --http2 with a client certificate", func(t testing.TB, f *fixture, _, h string) (string, bool) { return curl(t, f, h, "--http2") },
+		map[string]string{"cmux": "HTTP/2.0 h2 client-1", "gmux": "failed (exit 52)", "gmux+TerminatedTLS": "failed (exit 52)"}},
+	{"nghttp, two requests on one connection", func(t testing.TB, f *fixture, _, h string) (string, bool) { return nghttp(t, f, h) },
+		map[string]string{"cmux": "HTTP/2.0 h2 client-1", "gmux": "0 answers of 2", "gmux+TerminatedTLS": "0 answers of 2"}},
+	{"openssl s_client without ALPN, HTTP/1.1", func(t testing.TB, f *fixture, _, h string) (string, bool) { return sClient(t, f, h, "") },
+		all("HTTP/1.1 none client-1")},
+	{"openssl s_client -alpn http/1.1", func(t testing.TB, f *fixture, _, h string) (string, bool) { return sClient(t, f, h, "http/1.1") },
+		all("HTTP/1.1 http/1.1 client-1")},
+	{"plaintext HTTP on the TLS port", errs(func(_ *fixture, _, h string) (string, error) { return plaintext(h) }),
+		all("HTTP/1.0 400 Bad Request")},
+	{"slow handshake closed within 2s (bound 500ms)", errs(func(f *fixture, _, h string) (string, error) {
 		d, err := slowHandshake(f, h)
 		return fmt.Sprint(d < 2*time.Second), err
-	}, map[string]string{"cmux": "true", "gmux": "true", "gmux+TerminatedTLS": "true"}},
+	}), all("true")},
+	{"a protocol other than HTTP, by ALPN (x-echo)", errs(func(f *fixture, _, h string) (string, error) { return echo(f, h) }),
+		map[string]string{"cmux": "echo hi", "gmux": "closed", "gmux+TerminatedTLS": "closed"}},
 }
 
 // TestCapabilities runs every capability against every server, on the same
@@ -345,9 +506,10 @@ func TestCapabilities(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			g, h := s.start(t, f)
 			for _, c := range capabilities {
-				got, err := c.run(f, g, h)
-				if err != nil {
-					got = "error: " + err.Error()
+				got, ok := c.run(t, f, g, h)
+				if !ok {
+					t.Logf("%s: skipped, not installed", c.name)
+					continue
 				}
 				mu.Lock()
 				if table[c.name] == nil {
