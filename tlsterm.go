@@ -29,7 +29,8 @@ import (
 //
 // The handshake runs on a worker goroutine, never on the accept loop, and
 // counts against the matching bound (MatchTimeout): a slow handshake is cut
-// off there and delays no other connection. With the PROXY protocol, the
+// off there and delays no other connection (without a bound, it may last as
+// long as the client keeps the connection open). With the PROXY protocol, the
 // header is read first, in the clear. A connection whose handshake fails,
 // including one that sends plaintext to the port, is closed and reported
 // with an error matching ErrTLSHandshake (to the error handler, the
