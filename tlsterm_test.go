@@ -548,6 +548,50 @@ func TestTerminateTLSNotMatched(t *testing.T) {
 	assert.Equal(t, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", string(buf), "the sniffed bytes are replayed")
 }
 
+// TestTerminateTLSSilent: a protocol where the server speaks first, inside
+// TLS. Silent waits for the first byte after the handshake; its timeout does
+// not break the TLS connection, which is delivered as the *tls.Conn.
+func TestTerminateTLSSilent(t *testing.T) {
+	checkLeaks(t)
+	p := newTermPKI(t)
+	root := listenLoopback(t)
+	m := NewWithOptions(root, TerminateTLS(p.serverConfig()), MatchTimeout(5*time.Second))
+	silentC := acceptChan(t, m.Match(Silent(200*time.Millisecond)))
+	httpC := acceptChan(t, m.Match(HTTP1Fast()))
+	serveMux(t, m, root)
+
+	quiet, err := tls.Dial("tcp", root.Addr().String(), p.clientConfig())
+	require.NoError(t, err)
+	defer quiet.Close()
+	sc := takeConn(t, silentC)
+	_, ok := sc.(*tls.Conn)
+	require.True(t, ok, "delivered %T", sc)
+	_, err = io.WriteString(sc, "* OK greeting\r\n")
+	require.NoError(t, err)
+	_ = quiet.SetDeadline(time.Now().Add(waitFor))
+	line, err := bufio.NewReader(quiet).ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "* OK greeting\r\n", line)
+	// And the client's answer reaches the server.
+	_, err = io.WriteString(quiet, "a LOGIN\r\n")
+	require.NoError(t, err)
+	_ = sc.SetReadDeadline(time.Now().Add(waitFor))
+	line, err = bufio.NewReader(sc).ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "a LOGIN\r\n", line)
+
+	talker, err := tls.Dial("tcp", root.Addr().String(), p.clientConfig("http/1.1"))
+	require.NoError(t, err)
+	defer talker.Close()
+	_, err = io.WriteString(talker, "GET / HTTP/1.1\r\n\r\n")
+	require.NoError(t, err)
+	hc := takeConn(t, httpC)
+	_ = hc.SetReadDeadline(time.Now().Add(waitFor))
+	line, err = bufio.NewReader(hc).ReadString('\n')
+	require.NoError(t, err)
+	assert.Equal(t, "GET / HTTP/1.1\r\n", line)
+}
+
 // BenchmarkTerminateTLSDelivery compares the two kinds of connections a
 // terminating mux delivers to ServeHTTPS: the *tls.Conn itself (the chain
 // Any, which reads nothing) and the connection that replays what the
