@@ -47,11 +47,6 @@ func TestTLSExample(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, ln, cfg, pw, io.Discard); pw.Close() }()
-	go io.Copy(io.Discard, pr) //nolint:errcheck // drains what follows LISTEN
-	line, err := bufio.NewReader(io.LimitReader(pr, 200)).ReadString('\n')
-	if err != nil || line != "LISTEN "+ln.Addr().String()+"\n" {
-		t.Fatalf("first line %q, %v", line, err)
-	}
 	defer func() {
 		cancel()
 		select {
@@ -63,6 +58,23 @@ func TestTLSExample(t *testing.T) {
 			t.Error("run did not return")
 		}
 	}()
+	// The first line, then a drain of the rest (run writes nothing else to
+	// stdout, but must never block on it).
+	br := bufio.NewReader(pr)
+	lines := make(chan string, 1)
+	go func() {
+		line, _ := br.ReadString('\n')
+		lines <- line
+		_, _ = io.Copy(io.Discard, br)
+	}()
+	select {
+	case line := <-lines:
+		if line != "LISTEN "+ln.Addr().String()+"\n" {
+			t.Fatalf("first line %q", line)
+		}
+	case <-time.After(step):
+		t.Fatal("no LISTEN line")
+	}
 
 	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
 	if err != nil {
