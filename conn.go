@@ -30,7 +30,8 @@ import (
 // returns instead a value that embeds *MuxConn and adds that method, so that
 // net/http fills Request.TLS; use NetConn or interface assertions, not a
 // type assertion to *MuxConn, to reach the underlying connection of such a
-// mux.
+// mux. A mux made with TerminateTLS delivers the *tls.Conn, or such a value
+// whose underlying connection is the *tls.Conn (see TerminateTLS).
 type MuxConn struct {
 	net.Conn
 
@@ -45,6 +46,10 @@ type MuxConn struct {
 	// wrote; nil if there is none (see connH2).
 	h2    *connH2
 	proxy *ProxyInfo // the PROXY protocol header the mux consumed; nil if none
+	// term is the TLS connection the mux terminated (TerminateTLS), nil if
+	// none; Conn is then term. alpn is the protocol its ALPN selected.
+	term *tls.Conn
+	alpn string
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
@@ -144,6 +149,9 @@ func (c *MuxConn) filtersAck() bool { return c.h2 != nil && c.h2.ack.Active() }
 // deliverable returns the connection to hand to the child listener: c, or,
 // with ExposeConnectionState, c with the underlying connection's TLS state.
 func (c *MuxConn) deliverable(exposeTLS bool) net.Conn {
+	if c.term != nil {
+		return c.terminated()
+	}
 	if exposeTLS {
 		if _, ok := c.Conn.(connectionStater); ok {
 			return &tlsMuxConn{c}
@@ -313,13 +321,18 @@ type connectionStater interface {
 }
 
 // muxConnOf returns the *MuxConn behind c, a connection the mux delivers
-// (a *MuxConn, or a *tlsMuxConn with ExposeConnectionState), or nil.
+// (a *MuxConn, a *tlsMuxConn, or the *tls.Conn of TerminateTLS), or nil.
 func muxConnOf(c net.Conn) *MuxConn {
 	switch c := c.(type) {
 	case *MuxConn:
 		return c
 	case *tlsMuxConn:
 		return c.MuxConn
+	case *tls.Conn:
+		// Delivered by a mux that terminated TLS (TerminateTLS).
+		if t, ok := c.NetConn().(*termConn); ok {
+			return t.mc
+		}
 	}
 	return nil
 }

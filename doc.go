@@ -85,9 +85,13 @@
 // TLSVersion and TLSClientHello read the whole ClientHello without
 // terminating TLS: each server behind the mux performs the handshake with
 // its own configuration. To terminate TLS once for every protocol instead,
-// wrap the root listener with tls.NewListener. The delivered connection then
-// reads the decrypted stream; it has a ConnectionState method, so that
-// net/http fills Request.TLS, only with ExposeConnectionState.
+// use the option TerminateTLS: the mux performs the handshake on a worker,
+// within the matching bound, and matchers read the decrypted stream;
+// NegotiatedProtocol routes by ALPN, and ServeHTTPS serves HTTP/1.1 and
+// HTTP/2 with Request.TLS set (github.com/cmux-go/cmux/cmuxgrpc does the
+// same for grpc-go). Wrapping the root listener with tls.NewListener also
+// works: the delivered connection then has a ConnectionState method, so
+// that net/http fills Request.TLS, only with ExposeConnectionState.
 //
 // # Routing
 //

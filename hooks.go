@@ -29,7 +29,8 @@ type Hooks struct {
 
 // A ConnEvent tells a hook about one connection.
 type ConnEvent struct {
-	// Conn is the connection the root listener returned.
+	// Conn is the connection the root listener returned (with
+	// TerminateTLS, the *tls.Conn over it once the handshake is done).
 	Conn net.Conn
 	// Listener is the name of the listener the connection matched (see
 	// Name), or "" if it has none or did not match; ListenerIndex is its
@@ -49,8 +50,8 @@ type ConnEvent struct {
 	WroteSettings bool
 	// Err is, for NotMatched, why: an error matching (errors.Is) one of
 	// ErrNoBytes, ErrMatchTimeout, ErrSniffLimit, ErrNoMatch,
-	// ErrProxyHeader, ErrMatcherPanic, ErrMatchingLimit or
-	// ErrListenerClosed.
+	// ErrProxyHeader, ErrTLSHandshake, ErrMatcherPanic, ErrMatchingLimit
+	// or ErrListenerClosed.
 	Err error
 }
 

@@ -16,7 +16,7 @@ import (
 //
 //go:noinline
 func HTTP2() Matcher {
-	return func(r io.Reader) bool { return h2.MatchPreface(asPeeker(r)) }
+	return func(r io.Reader) bool { return !notH2(r) && h2.MatchPreface(asPeeker(r)) }
 }
 
 // HTTP2HeaderField matches an HTTP/2 connection whose first request has the
@@ -72,6 +72,9 @@ func HTTP2MatchHeaderFieldPrefixSendSettings(name, valuePrefix string) MatchWrit
 // read through r has field name with value (or a value starting with it).
 // w, if not nil, receives a SETTINGS frame when r is not the mux's.
 func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) bool {
+	if notH2(r) {
+		return false
+	}
 	var f *h2.Flight
 	if s, ok := r.(*sniffer); ok {
 		s.builtin = true

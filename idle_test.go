@@ -152,6 +152,7 @@ func TestBuiltinKnownAtRegistration(t *testing.T) {
 		"Regexp": Regexp(regexp.MustCompile("^b+"), 3), "RemoteAddrIn": RemoteAddrIn(netip.MustParsePrefix("10.0.0.0/8")),
 		"LocalAddrIn": LocalAddrIn(), "HTTPHost": HTTPHost("*.x"), "HTTPPathPrefix": HTTPPathPrefix("/api"),
 		"ProxyHeaderTLV": ProxyHeaderTLV(0x2, "x"), "ProxyAWSVPCEndpoint": ProxyAWSVPCEndpoint("vpce-1"),
+		"NegotiatedProtocol": NegotiatedProtocol("h2", "http/1.1"),
 	} {
 		assert.Equal(t, uint32(kindBuiltin), initialKind(m), name)
 	}
@@ -164,4 +165,34 @@ func TestBuiltinKnownAtRegistration(t *testing.T) {
 	user := func(io.Reader) bool { return true }
 	assert.Equal(t, uint32(kindUnknown), initialKind(Matcher(user)))
 	assert.Equal(t, uint32(kindUnknown), initialKind(TLSClientHello(func(*ClientHelloInfo) bool { return true })))
+}
+
+// TestIdleWaitNotForHandshake: on a tls.NewListener root, a
+// NegotiatedProtocol matcher first stops the accept loop for the handshake,
+// not for bytes: a client that completes it and then waits for the server
+// to speak (ALPN other than the matcher's) reaches the next listener.
+func TestIdleWaitNotForHandshake(t *testing.T) {
+	defer testcheck.CheckLeaks(t)
+	pki := newTestPKI(t)
+	cfg := serverTLS(pki.Leaf(t, "srv", "a.example.com"))
+	cfg.NextProtos = []string{"h2", "greet"}
+	root := tls.NewListener(listenLoopback(t), cfg)
+	m := New(root)
+	m.Match(NegotiatedProtocol("h2"))
+	greetL := m.Match(Any())
+	serveMux(t, m, root)
+	accepted := acceptChan(t, greetL)
+
+	for range 3 { // the first teaches the mux its matchers' kinds
+		raw := dialTCP(t, root.Addr().String())
+		tc := tls.Client(raw, &tls.Config{ServerName: "a.example.com", RootCAs: pki.Roots, NextProtos: []string{"greet"}})
+		require.NoError(t, tc.SetDeadline(time.Now().Add(waitFor)))
+		require.NoError(t, tc.Handshake())
+		dc := takeConn(t, accepted)
+		_, err := dc.Write([]byte("hello"))
+		require.NoError(t, err)
+		assert.Equal(t, "hello", readN(t, tc, 5))
+		dc.Close()
+		tc.Close()
+	}
 }

@@ -48,11 +48,14 @@ var defaultHTTPMethods = []string{
 // It compares only those bytes, so it is fast, but it also matches other
 // protocols that start with such a word. Unlike soheilhy/cmux v0.1.5 it
 // matches PATCH without being told.
+//
+//go:noinline
 func HTTP1Fast(extMethods ...string) Matcher {
 	methods := make([]string, 0, len(defaultHTTPMethods)+len(extMethods))
 	methods = append(methods, defaultHTTPMethods...)
 	methods = append(methods, extMethods...)
-	return PrefixMatcher(methods...)
+	p := PrefixMatcher(methods...)
+	return func(r io.Reader) bool { return !isH2(r) && p(r) }
 }
 
 // HTTP1 matches a connection whose first line, within its first 4096
@@ -65,7 +68,7 @@ func HTTP1Fast(extMethods ...string) Matcher {
 //
 //go:noinline
 func HTTP1() Matcher {
-	return func(r io.Reader) bool { return http1.IsRequestLine(asPeeker(r)) }
+	return func(r io.Reader) bool { return !isH2(r) && http1.IsRequestLine(asPeeker(r)) }
 }
 
 // TLS matches a connection that starts with a TLS handshake record whose
@@ -122,6 +125,9 @@ func HTTP1HeaderFieldPrefix(name, valuePrefix string) Matcher {
 }
 
 func matchH1Field(r io.Reader, name, want string, prefix bool) bool {
+	if isH2(r) {
+		return false
+	}
 	got, line, ok := http1.HeaderField(asPeeker(r), name)
 	if !ok {
 		return false

@@ -48,6 +48,7 @@ type cMux struct {
 	independent  bool          // a child's Close is local; otherwise it closes the root
 	exposeTLS    bool          // ExposeConnectionState
 	maxPerSource int           // MaxMatchingPerSource; 0: no cap
+	terminateCfg *tls.Config   // TerminateTLS; nil: no termination
 	sem          chan struct{} // a slot per connection being matched (MaxMatching); nil: no cap
 	timeout      atomic.Int64  // time.Duration
 	errh         atomic.Pointer[ErrorHandler]
@@ -95,6 +96,7 @@ func newMux(l net.Listener, cfg *config) *cMux {
 		independent:  cfg.independent,
 		exposeTLS:    cfg.exposeTLS,
 		maxPerSource: cfg.maxPerSource,
+		terminateCfg: cfg.terminate,
 		closedc:      make(chan struct{}),
 		drainc:       make(chan struct{}),
 		servedone:    make(chan struct{}),
@@ -637,6 +639,12 @@ func (m *cMux) serveConn(c *MuxConn) {
 			return
 		}
 	}
+	if m.terminateCfg != nil {
+		if err := m.terminate(c); err != nil {
+			m.drop(c, err)
+			return
+		}
+	}
 	if l, err := m.match(c); l != nil {
 		m.deliver(c, l, false)
 	} else {
@@ -650,7 +658,7 @@ func (m *cMux) serveConn(c *MuxConn) {
 // nothing it will not replay, if some matcher would have to wait or write:
 // then a worker matches c.
 func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
-	if m.proxy != nil {
+	if m.proxy != nil || m.terminateCfg != nil {
 		return false
 	}
 	s := c.sniff
@@ -726,13 +734,13 @@ const (
 var builtinCode = sync.OnceValue(func() map[uintptr]bool {
 	code := make(map[uintptr]bool)
 	for _, m := range []Matcher{
-		Any(), PrefixMatcher("x"), HTTP1(), HTTP2(),
+		Any(), PrefixMatcher("x"), HTTP1Fast(), HTTP1(), HTTP2(),
 		HTTP1HeaderField("a", "b"), HTTP1HeaderFieldPrefix("a", "b"),
 		HTTP2HeaderField("a", "b"), HTTP2HeaderFieldPrefix("a", "b"),
 		TLSServerName("a"), TLSALPN("a"), TLSVersion(tls.VersionTLS13),
 		SOCKS5(), PostgreSQL(), Regexp(regexp.MustCompile("a"), 1), Silent(time.Second),
 		RemoteAddrIn(), LocalAddrIn(), HTTPHost("a"), HTTPPathPrefix("/"),
-		ProxyHeaderTLV(1), ProxyAWSVPCEndpoint("a"),
+		ProxyHeaderTLV(1), ProxyAWSVPCEndpoint("a"), NegotiatedProtocol("h2"),
 	} {
 		code[reflect.ValueOf(m).Pointer()] = true
 	}

@@ -1,6 +1,7 @@
 package cmux
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 )
@@ -22,6 +23,7 @@ type config struct {
 	maxPerSource int          // MaxMatchingPerSource; 0: no cap
 	hooks        *Hooks       // WithHooks
 	logger       *slog.Logger // WithLogger
+	terminate    *tls.Config  // TerminateTLS; nil: no termination
 }
 
 // MaxSniffBytes bounds the bytes the mux reads from a connection while

@@ -36,7 +36,9 @@ import (
 //
 // On a TLS root listener the wait includes the TLS handshake, and a
 // handshake interrupted by the timeout fails the connection (crypto/tls
-// keeps the error), so leave d well above handshake times there.
+// keeps the error), so leave d well above handshake times there. With
+// TerminateTLS the handshake comes first, and Silent waits for the first
+// byte after it.
 //
 // On a reader that is not the mux's, Silent cannot set a deadline: it reads
 // once and matches if that read fails with a timeout without a byte.

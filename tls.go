@@ -60,6 +60,10 @@ func TLSClientHello(fn func(*ClientHelloInfo) bool) Matcher {
 // wildcard name does). The empty pattern matches a ClientHello without a
 // server name.
 //
+// On a connection the mux terminated (TerminateTLS), TLSServerName reads
+// nothing: it matches the server name of the completed handshake. The
+// other ClientHello matchers read the decrypted stream there, and say no.
+//
 //go:noinline
 func TLSServerName(patterns ...string) Matcher {
 	ps := make([]string, len(patterns))
@@ -67,19 +71,25 @@ func TLSServerName(patterns ...string) Matcher {
 		ps[i] = strings.TrimSuffix(lowerASCII(p), ".")
 	}
 	return func(r io.Reader) bool {
-		return matchHello(r, func(hp *helloParse) bool {
-			name := hp.ServerName
-			if n := len(name); n > 0 && name[n-1] == '.' {
-				name = name[:n-1]
-			}
-			for _, p := range ps {
-				if matchServerName(name, p) {
-					return true
-				}
-			}
-			return false
-		})
+		if name, ok := termServerName(r); ok {
+			return matchServerNames(ps, []byte(name))
+		}
+		return matchHello(r, func(hp *helloParse) bool { return matchServerNames(ps, hp.ServerName) })
 	}
+}
+
+// matchServerNames reports whether name, less one trailing dot, matches
+// one of the lower-case patterns ps.
+func matchServerNames(ps []string, name []byte) bool {
+	if n := len(name); n > 0 && name[n-1] == '.' {
+		name = name[:n-1]
+	}
+	for _, p := range ps {
+		if matchServerName(name, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchServerName reports whether name matches the lower-case pattern p.

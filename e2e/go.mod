@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cmux-go/cmux v0.0.0-00010101000000-000000000000
+	github.com/cmux-go/cmux/cmuxgrpc v0.0.0-00010101000000-000000000000
 	golang.org/x/net v0.62.0
 	google.golang.org/grpc v1.85.0
 )
@@ -17,3 +18,5 @@ require (
 )
 
 replace github.com/cmux-go/cmux => ../
+
+replace github.com/cmux-go/cmux/cmuxgrpc => ../cmuxgrpc

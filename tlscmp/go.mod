@@ -1,0 +1,23 @@
+module github.com/cmux-go/cmux/tlscmp
+
+go 1.26.0
+
+require (
+	github.com/cmux-go/cmux v0.0.0-00010101000000-000000000000
+	github.com/cmux-go/cmux/cmuxgrpc v0.0.0-00010101000000-000000000000
+	github.com/elastic/gmux v0.3.1
+	google.golang.org/grpc v1.85.0
+)
+
+require (
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+)
+
+replace github.com/cmux-go/cmux => ../
+
+replace github.com/cmux-go/cmux/cmuxgrpc => ../cmuxgrpc
