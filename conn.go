@@ -39,17 +39,13 @@ type MuxConn struct {
 	// goes back to its pool, and sniff is nil, once no replayed byte is
 	// left. Before delivery one goroutine owns it; after, rmu guards it.
 	sniff *sniffer
-	// queuedAt (Unix nanoseconds) is kept for Hooks only.
-	queuedAt int64
 	// h2 is the HTTP/2 state: the parse HTTP/2 matchers share while
 	// matching, and after it the fix-ups of the SETTINGS frame the mux
 	// wrote; nil if there is none (see connH2).
-	h2    *connH2
-	proxy *ProxyInfo // the PROXY protocol header the mux consumed; nil if none
-	// term is the TLS connection the mux terminated (TerminateTLS), nil if
-	// none; Conn is then term. alpn is the protocol its ALPN selected.
-	term *tls.Conn
-	alpn string
+	h2 *connH2
+	// ext is what only some connections have: a PROXY protocol header, a
+	// TLS connection the mux terminated; nil if none.
+	ext *connExt
 
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
@@ -75,8 +71,10 @@ type MuxConn struct {
 	slot     int32
 	expired  bool
 	deadline int64
-	// acceptedAt is kept for Hooks only.
-	acceptedAt int64
+	// For Hooks only: hookAt (Unix nanoseconds) is when the mux accepted
+	// c, and once it matched (queued), when it queued c.
+	queued bool
+	hookAt int64
 	// first takes the first read of a connection that is not a socket, so
 	// that one silent while it is matched holds no sniff buffer.
 	first [16]byte
@@ -93,6 +91,43 @@ func (c *MuxConn) h2Done() {
 		c.h2 = nil
 		putH2State(st)
 	}
+}
+
+// connExt is what the mux keeps of a connection only when there is some,
+// apart from MuxConn so that other connections pay nothing for it.
+type connExt struct {
+	proxy *ProxyInfo // the PROXY protocol header the mux consumed; nil if none
+	// term is the TLS connection the mux terminated (TerminateTLS), nil if
+	// none; the MuxConn's Conn is then term. alpn is the protocol its ALPN
+	// selected.
+	term *tls.Conn
+	alpn string
+}
+
+// extState returns c.ext, made on first use. c's goroutine owns c then.
+func (c *MuxConn) extState() *connExt {
+	if c.ext == nil {
+		c.ext = new(connExt)
+	}
+	return c.ext
+}
+
+// proxyInfo returns the PROXY protocol header the mux consumed from c, or
+// nil.
+func (c *MuxConn) proxyInfo() *ProxyInfo {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.proxy
+}
+
+// terminatedTLS returns the TLS connection the mux terminated for c, or
+// nil.
+func (c *MuxConn) terminatedTLS() *tls.Conn {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.term
 }
 
 // forgetParses drops the parses the matchers shared, which a matching
@@ -149,7 +184,7 @@ func (c *MuxConn) filtersAck() bool { return c.h2 != nil && c.h2.ack.Active() }
 // deliverable returns the connection to hand to the child listener: c, or,
 // with ExposeConnectionState, c with the underlying connection's TLS state.
 func (c *MuxConn) deliverable(exposeTLS bool) net.Conn {
-	if c.term != nil {
+	if c.terminatedTLS() != nil {
 		return c.terminated()
 	}
 	if exposeTLS {

@@ -101,7 +101,7 @@ type observe struct {
 
 func (m *cMux) hookAccepted(c *MuxConn) {
 	if o := m.obs; o != nil {
-		c.acceptedAt = time.Now().UnixNano()
+		c.hookAt = time.Now().UnixNano()
 		if o.hooks.Accepted != nil {
 			o.hooks.Accepted(ConnEvent{Conn: c.Conn, ListenerIndex: -1, MatcherIndex: -1})
 		}
@@ -111,12 +111,13 @@ func (m *cMux) hookAccepted(c *MuxConn) {
 func (m *cMux) hookMatched(c *MuxConn, li, mi int) {
 	o := m.obs
 	now := time.Now().UnixNano()
-	c.queuedAt = now
+	accepted := c.hookAt
+	c.hookAt, c.queued = now, true
 	if o.hooks.Matched != nil {
 		l := (*m.lst.Load())[li]
 		o.hooks.Matched(ConnEvent{
 			Conn: c.Conn, Listener: l.nameOf(), ListenerIndex: li, MatcherIndex: mi,
-			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - c.acceptedAt),
+			Sniffed: len(c.sniff.buf), Elapsed: time.Duration(now - accepted),
 			WroteSettings: c.wroteSettings(),
 		})
 	}
@@ -127,9 +128,8 @@ func (m *cMux) hookMatched(c *MuxConn, li, mi int) {
 func (m *cMux) dropped(c *MuxConn, err error, listener string) {
 	o := m.obs
 	// Before delivery the time counts from Accept; after, from the match.
-	sniffed, since := 0, c.queuedAt
-	if c.queuedAt == 0 {
-		since = c.acceptedAt
+	sniffed, since := 0, c.hookAt
+	if !c.queued {
 		if s := c.sniff; s != nil {
 			sniffed = len(s.buf)
 		}
@@ -177,6 +177,6 @@ func (m *cMux) hookDelivered(l *muxListener, c net.Conn) {
 	}
 	m.obs.hooks.Delivered(ConnEvent{
 		Conn: mc.Conn, Listener: l.nameOf(), ListenerIndex: l.index, MatcherIndex: -1,
-		Elapsed: time.Duration(time.Now().UnixNano() - mc.queuedAt), WroteSettings: mc.wroteSettings(),
+		Elapsed: time.Duration(time.Now().UnixNano() - mc.hookAt), WroteSettings: mc.wroteSettings(),
 	})
 }

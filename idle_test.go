@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cmux-go/cmux/internal/testcheck"
 )
@@ -195,4 +196,13 @@ func TestIdleWaitNotForHandshake(t *testing.T) {
 		dc.Close()
 		tc.Close()
 	}
+}
+
+// TestMuxConnSize: an idle connection being matched holds a MuxConn and
+// nothing else of the mux's, which keeps it at or below soheilhy/cmux
+// v0.1.5's heap per idle connection (BenchmarkIdleConns in benchcmp: about
+// 145 B). A field that takes MuxConn past the 144-byte size class costs
+// every such connection 16 bytes or more: put it in connExt or the sniffer.
+func TestMuxConnSize(t *testing.T) {
+	assert.True(t, unsafe.Sizeof(MuxConn{}) <= 144, "MuxConn is %d bytes", unsafe.Sizeof(MuxConn{}))
 }

@@ -134,7 +134,8 @@ func (p *ProxyInfo) TLV(typ byte) ([]byte, bool) {
 func ProxyHeader(c net.Conn) (*ProxyInfo, bool) {
 	for range 16 {
 		if mc := muxConnOf(c); mc != nil {
-			return mc.proxy, mc.proxy != nil
+			p := mc.proxyInfo()
+			return p, p != nil
 		}
 		nc, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
@@ -149,8 +150,8 @@ func ProxyHeader(c net.Conn) (*ProxyInfo, bool) {
 // protocol header carried (see ProxyProtocol), or the underlying
 // connection's.
 func (c *MuxConn) RemoteAddr() net.Addr {
-	if c.proxy != nil && c.proxy.Source != nil {
-		return c.proxy.Source
+	if p := c.proxyInfo(); p != nil && p.Source != nil {
+		return p.Source
 	}
 	return c.Conn.RemoteAddr()
 }
@@ -159,8 +160,8 @@ func (c *MuxConn) RemoteAddr() net.Addr {
 // protocol header carried (see ProxyProtocol), or the underlying
 // connection's.
 func (c *MuxConn) LocalAddr() net.Addr {
-	if c.proxy != nil && c.proxy.Destination != nil {
-		return c.proxy.Destination
+	if p := c.proxyInfo(); p != nil && p.Destination != nil {
+		return p.Destination
 	}
 	return c.Conn.LocalAddr()
 }
@@ -213,7 +214,7 @@ func (m *cMux) readProxyHeader(c *MuxConn) error {
 			err = &proxyError{reason: e.Reason, err: e.Err}
 			break
 		}
-		c.proxy = proxyInfo(h)
+		c.extState().proxy = proxyInfo(h)
 		c.sniff.consume(n)
 	}
 	if err != nil {

@@ -338,13 +338,13 @@ func TestProxyProtocolTLS(t *testing.T) {
 // that adds ConnectionState on a mux of a TLS listener.
 func TestProxyProtocolHeaderOfTLSMuxConn(t *testing.T) {
 	checkLeaks(t)
-	mc := &MuxConn{Conn: &tls.Conn{}, proxy: &ProxyInfo{Version: 2}}
+	mc := &MuxConn{Conn: &tls.Conn{}, ext: &connExt{proxy: &ProxyInfo{Version: 2}}}
 	dc := mc.deliverable(true)
 	_, isTLS := dc.(*tlsMuxConn)
 	require.True(t, isTLS)
 	info, ok := ProxyHeader(dc)
 	assert.True(t, ok)
-	assert.Same(t, mc.proxy, info)
+	assert.Same(t, mc.proxyInfo(), info)
 	_, ok = ProxyHeader(&MuxConn{})
 	assert.False(t, ok)
 	_, ok = ProxyHeader(&net.TCPConn{})

@@ -78,7 +78,8 @@ func ProxyHeaderFunc(fn func(*ProxyInfo) bool) Matcher {
 			return false
 		}
 		s.builtin = true
-		return s.conn.proxy != nil && fn(s.conn.proxy)
+		p := s.conn.proxyInfo()
+		return p != nil && fn(p)
 	}
 }
 

@@ -98,8 +98,8 @@ func NegotiatedProtocol(protos ...string) Matcher {
 // would have to wait for it (then s.blocked is set).
 func (s *sniffer) negotiated() (string, bool) {
 	c := s.conn
-	if c.term != nil {
-		return c.alpn, true
+	if c.terminatedTLS() != nil {
+		return c.ext.alpn, true
 	}
 	tc, ok := c.Conn.(*tls.Conn)
 	if !ok {
@@ -121,21 +121,21 @@ func (s *sniffer) negotiated() (string, bool) {
 // the mux terminated its TLS; ok is false otherwise.
 func termALPN(r io.Reader) (proto string, ok bool) {
 	s, isSniffer := r.(*sniffer)
-	if !isSniffer || s.conn == nil || s.conn.term == nil {
+	if !isSniffer || s.conn == nil || s.conn.terminatedTLS() == nil {
 		return "", false
 	}
-	return s.conn.alpn, true
+	return s.conn.ext.alpn, true
 }
 
 // termServerName returns the server name (SNI) of the connection read
 // through r if the mux terminated its TLS; ok is false otherwise.
 func termServerName(r io.Reader) (name string, ok bool) {
 	s, isSniffer := r.(*sniffer)
-	if !isSniffer || s.conn == nil || s.conn.term == nil {
+	if !isSniffer || s.conn == nil || s.conn.terminatedTLS() == nil {
 		return "", false
 	}
 	s.builtin = true
-	return s.conn.term.ConnectionState().ServerName, true
+	return s.conn.ext.term.ConnectionState().ServerName, true
 }
 
 // notH2 reports whether r reads a terminated connection that did not
@@ -206,11 +206,12 @@ func (m *cMux) terminate(c *MuxConn) error {
 	s.off, s.err, s.limited, s.guard = 0, nil, false, peek.Guard{}
 	tc := tls.Server(raw, m.terminateCfg)
 	m.connMu.Lock()
-	c.Conn, c.term = tc, tc
+	x := c.extState()
+	c.Conn, x.term = tc, tc
 	m.connMu.Unlock()
 	err := tc.Handshake()
 	if err == nil {
-		c.alpn = tc.ConnectionState().NegotiatedProtocol
+		x.alpn = tc.ConnectionState().NegotiatedProtocol
 		return nil
 	}
 	e := &tlsHandshakeError{remote: remoteAddr(c), err: err}
@@ -270,7 +271,7 @@ func (c *termConn) Read(p []byte) (int, error) {
 // RemoteAddr returns the client's address of a PROXY header, or the raw
 // connection's.
 func (c *termConn) RemoteAddr() net.Addr {
-	if p := c.mc.proxy; p != nil && p.Source != nil {
+	if p := c.mc.proxyInfo(); p != nil && p.Source != nil {
 		return p.Source
 	}
 	return c.Conn.RemoteAddr()
@@ -279,7 +280,7 @@ func (c *termConn) RemoteAddr() net.Addr {
 // LocalAddr returns the destination address of a PROXY header, or the raw
 // connection's.
 func (c *termConn) LocalAddr() net.Addr {
-	if p := c.mc.proxy; p != nil && p.Destination != nil {
+	if p := c.mc.proxyInfo(); p != nil && p.Destination != nil {
 		return p.Destination
 	}
 	return c.Conn.LocalAddr()
@@ -302,7 +303,7 @@ func (c *termConn) NetConn() net.Conn { return c.Conn }
 // its TLS state otherwise.
 func (c *MuxConn) terminated() net.Conn {
 	if len(c.replay) == 0 && !c.wroteSettings() {
-		return c.term
+		return c.ext.term
 	}
 	return &tlsMuxConn{c}
 }

@@ -244,24 +244,28 @@ func memNow() runtime.MemStats {
 // grows its stack first: the runtime frees a stack that is not of the
 // starting size when its goroutine ends, so the goroutines started next
 // allocate their stacks anew, and StackInuse counts them.
+//
+// It counts its own goroutines, not runtime.NumGoroutine: goroutines of
+// earlier tests may end meanwhile (an idle worker of a closed mux, say),
+// and a count that waits for the total would then wait forever.
 func warmGoroutines(n int) {
-	base := runtime.NumGoroutine()
 	release := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(n)
+	var started, done sync.WaitGroup
+	started.Add(n)
+	done.Add(n)
 	for i := 0; i < n; i++ {
 		go func() {
-			defer wg.Done()
+			defer done.Done()
 			growStack(16)
+			started.Done()
 			<-release
 		}()
 	}
-	for runtime.NumGoroutine() < base+n {
-		runtime.Gosched()
-	}
+	started.Wait()
 	close(release)
-	wg.Wait()
-	for runtime.NumGoroutine() > base {
+	done.Wait()
+	// Let them exit, so that their descriptors are free for reuse.
+	for i := 0; i < 100; i++ {
 		runtime.Gosched()
 	}
 }
