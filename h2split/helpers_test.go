@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the x/net HTTP/2 client is one of the clients the splitter must serve.
+
 package h2split
 
 import (
@@ -143,7 +145,7 @@ func restHandler(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok")) //nolint:errcheck
 		w.Header().Set("x-sum", strconv.Itoa(len(b)))
 	default:
-		io.Copy(io.Discard, r.Body) //nolint:errcheck
+		io.Copy(io.Discard, r.Body)              //nolint:errcheck
 		w.Write([]byte("hello from net/http\n")) //nolint:errcheck
 	}
 }
@@ -171,7 +173,7 @@ func start(t testing.TB, cfg Config) *env {
 	grpcL, restL := e.split.Listener(GRPC), e.split.Listener(Other)
 	go func() { e.grpc.Serve(grpcL); done <- struct{}{} }() //nolint:errcheck
 	go func() { e.http.Serve(restL); done <- struct{}{} }() //nolint:errcheck
-	go func() { e.split.Serve(l); done <- struct{}{} }()     //nolint:errcheck
+	go func() { e.split.Serve(l); done <- struct{}{} }()    //nolint:errcheck
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the x/net HTTP/2 client is one of the clients the splitter must serve.
+
 package h2split
 
 import (
@@ -344,4 +346,3 @@ func mixedCall(cc *http2.ClientConn, addr string, i int) error {
 	}
 	return nil
 }
-
