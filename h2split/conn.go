@@ -70,6 +70,7 @@ func newConn(s *Splitter, nc net.Conn) *conn {
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.cfg.MaxHeaderListSize
+	c.fr.SetMaxReadFrameSize(defaultFrameSize) // SETTINGS_MAX_FRAME_SIZE is left at its default
 	c.client = newSide(c, nil, nc, c.done)
 	return c
 }

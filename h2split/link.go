@@ -212,6 +212,7 @@ func (l *link) readLoop(bl *listener) error {
 	fr := http2.NewFramer(nil, bufio.NewReaderSize(l.nc, 32<<10))
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	fr.MaxHeaderListSize = 1 << 24
+	fr.SetMaxReadFrameSize(defaultFrameSize)
 	first := true
 	for {
 		f, err := fr.ReadFrame()
