@@ -130,7 +130,7 @@ func numbered(i, size int) []byte {
 }
 
 // restHandler: GET / says hello; /big?n=N sends N bytes; /echo echoes
-// the body; /trailer sets a trailer; anything sets x-path.
+// the body; /hold waits for the client to go; /trailer sets a trailer; anything sets x-path.
 func restHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-path", r.URL.Path)
 	switch r.URL.Path {
@@ -139,6 +139,8 @@ func restHandler(w http.ResponseWriter, r *http.Request) {
 		w.Write(numbered(7, n)[:n]) //nolint:errcheck
 	case "/echo":
 		io.Copy(w, r.Body) //nolint:errcheck
+	case "/hold":
+		<-r.Context().Done()
 	case "/trailer":
 		w.Header().Set("Trailer", "x-sum")
 		b, _ := io.ReadAll(r.Body)

@@ -1,0 +1,191 @@
+//lint:file-ignore SA1019 the x/net HTTP/2 client is one of the clients the splitter must serve.
+
+package h2split
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cmux-go/cmux/internal/testcheck"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// Shutdown: GOAWAY to the client, the stream in flight finishes, then
+// everything closes.
+func TestShutdownGraceful(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{})
+	cc := e.grpcClient(t)
+	ctx := ctxT(t, 20*time.Second)
+	st, err := cc.NewStream(ctx, bidiDesc, bidiMethod)
+	require.NoError(t, err)
+	exchange := func(i int) {
+		m := numbered(i, 1000)
+		require.NoError(t, st.SendMsg(&m))
+		var got []byte
+		require.NoError(t, st.RecvMsg(&got))
+		require.Equal(t, m, got)
+	}
+	exchange(0)
+	done := make(chan error, 1)
+	go func() { done <- e.split.Shutdown(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	for i := 1; i < 20; i++ {
+		exchange(i)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v with a stream in flight", err)
+	default:
+	}
+	require.NoError(t, st.CloseSend())
+	var m []byte
+	require.Equal(t, io.EOF, st.RecvMsg(&m))
+	require.NoError(t, <-done)
+	_, err = net.DialTimeout("tcp", e.addr, time.Second)
+	assert.Error(t, err, "the splitter still accepts connections")
+}
+
+// A backend that stops: its streams fail, the other backend's streams on
+// the same client connection go on.
+func TestBackendStops(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{})
+	cc := e.h2Conn(t)
+	rest := func() {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+e.addr+"/echo", bytes.NewReader([]byte("still here")))
+		resp, err := cc.RoundTrip(req)
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, "still here", string(b))
+	}
+	msgs, _, err := grpcOverH2(cc, e.addr, unaryMethod, bytes.NewReader(grpcFrame([]byte("x"))))
+	require.NoError(t, err)
+	require.Len(t, msgs, 1)
+	rest()
+
+	// GracefulStop with a stream in flight: the backend sends GOAWAY, the
+	// stream finishes, new gRPC streams are refused.
+	pr, pw := io.Pipe()
+	type result struct {
+		msgs [][]byte
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		m, _, err := grpcOverH2(cc, e.addr, bidiMethod, pr)
+		res <- result{m, err}
+	}()
+	pw.Write(grpcFrame([]byte("one"))) //nolint:errcheck
+	time.Sleep(50 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() { e.grpc.GracefulStop(); close(stopped) }()
+	time.Sleep(50 * time.Millisecond)
+	rest()
+	pw.Write(grpcFrame([]byte("two"))) //nolint:errcheck
+	pw.Close()
+	r := <-res
+	require.NoError(t, r.err)
+	require.Len(t, r.msgs, 2)
+	<-stopped
+
+	_, _, err = grpcOverH2(cc, e.addr, unaryMethod, bytes.NewReader(grpcFrame([]byte("x"))))
+	assert.Error(t, err, "a gRPC call succeeded with grpc-go stopped")
+	rest()
+}
+
+// buffered is the number of DATA bytes the splitter holds for all its
+// connections.
+func (s *Splitter) buffered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		c.mu.Lock()
+		for _, st := range c.streams {
+			for _, h := range []*half{&st.up, &st.down} {
+				for _, o := range h.q {
+					n += len(o.data)
+				}
+			}
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
+
+// A client that reads nothing: the splitter holds no more than the
+// windows it advertised, however much the backend has to send.
+func TestBoundedBuffering(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	cfg := Config{StreamWindow: 64 << 10, ConnWindow: 128 << 10}
+	e := start(t, cfg)
+	nc, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	fr := http2.NewFramer(nc, nc)
+	_, err = nc.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, fr.WriteSettings())
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for i, path := range []string{"/big?n=8000000", "/big?n=8000000", "/big?n=8000000"} {
+		hb.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", path}} {
+			enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]}) //nolint:errcheck
+		}
+		require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: uint32(2*i + 1), BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}))
+	}
+	// Read what comes (the client's windows, 64 KiB in all), never
+	// granting more.
+	go io.Copy(io.Discard, nc) //nolint:errcheck
+	peak := 0
+	for range 30 {
+		time.Sleep(10 * time.Millisecond)
+		peak = max(peak, e.split.buffered())
+	}
+	t.Logf("peak buffered: %d bytes", peak)
+	assert.Greater(t, peak, 0)
+	assert.LessOrEqual(t, peak, int(cfg.ConnWindow))
+}
+
+// The request direction: a handler that never reads its body.
+func TestBoundedBufferingUpload(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	cfg := Config{StreamWindow: 64 << 10, ConnWindow: 128 << 10}
+	e := start(t, cfg)
+	cc := e.h2Conn(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 4 {
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+e.addr+"/hold", io.LimitReader(zeros{}, 64<<20))
+		go func() {
+			if resp, err := cc.RoundTrip(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	peak := 0
+	for range 30 {
+		time.Sleep(10 * time.Millisecond)
+		peak = max(peak, e.split.buffered())
+	}
+	t.Logf("peak buffered: %d bytes", peak)
+	assert.LessOrEqual(t, peak, int(cfg.ConnWindow))
+	cancel()
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
