@@ -75,6 +75,15 @@ func newConn(s *Splitter, nc net.Conn) *conn {
 	return c
 }
 
+// unlock releases c.mu after waking the writers that have work.
+func (c *conn) unlock() {
+	c.client.wakeUp()
+	for l := range c.allLinks {
+		l.side.wakeUp()
+	}
+	c.mu.Unlock()
+}
+
 // teardown closes the client connection and every backend connection.
 func (c *conn) teardown(error) {
 	c.once.Do(func() {
@@ -105,7 +114,7 @@ func (c *conn) serve() error {
 		c.client.push(out{kind: kWindowUpdate, n: uint32(cfg.ConnWindow - initialWindow)})
 	}
 	c.recvWin = cfg.ConnWindow
-	c.mu.Unlock()
+	c.unlock()
 
 	c.wg.Add(1)
 	go func() {
@@ -134,6 +143,7 @@ func (c *conn) readLoop() error {
 		return c.connError(http2.ErrCodeProtocol)
 	}
 	first := true
+	n := 0 // frames handled since the writers were last woken
 	for {
 		f, err := c.fr.ReadFrame()
 		if err != nil {
@@ -143,7 +153,7 @@ func (c *conn) readLoop() error {
 			case errors.As(err, &se):
 				c.mu.Lock()
 				c.streamError(se.StreamID, se.Code)
-				c.mu.Unlock()
+				c.unlock()
 				continue
 			case errors.As(err, &ce):
 				return c.connError(http2.ErrCode(ce))
@@ -160,7 +170,12 @@ func (c *conn) readLoop() error {
 		}
 		c.mu.Lock()
 		code := c.handle(f)
-		c.mu.Unlock()
+		if n++; n >= 16 || c.br.Buffered() == 0 {
+			n = 0
+			c.unlock()
+		} else {
+			c.mu.Unlock()
+		}
 		if code != nil {
 			return c.connError(*code)
 		}
@@ -173,7 +188,7 @@ func (c *conn) connError(code http2.ErrCode) error {
 	c.mu.Lock()
 	c.goingAway = true
 	c.client.push(out{kind: kGoAway, id: c.lastID, code: code, end: true})
-	c.mu.Unlock()
+	c.unlock()
 	c.nc.SetReadDeadline(time.Now().Add(time.Second)) //nolint:errcheck
 	io.Copy(io.Discard, c.br)                         //nolint:errcheck
 	return http2.ConnectionError(code)
@@ -183,7 +198,7 @@ func (c *conn) connError(code http2.ErrCode) error {
 // opened so far finish; the connection closes when none is left.
 func (c *conn) goAway() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.goingAway {
 		return
 	}

@@ -117,7 +117,7 @@ func (l *link) fail(err error) {
 		clear(l.streams)
 		delete(c.allLinks, l)
 	}
-	c.mu.Unlock()
+	c.unlock()
 	l.shut()
 	_ = err
 }
@@ -209,11 +209,13 @@ func (l *link) readLoop(bl *listener) error {
 		l.peer.Close()
 		return ErrClosed
 	}
-	fr := http2.NewFramer(nil, bufio.NewReaderSize(l.nc, 32<<10))
+	r := bufio.NewReaderSize(l.nc, 32<<10)
+	fr := http2.NewFramer(nil, r)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	fr.MaxHeaderListSize = 1 << 24
 	fr.SetMaxReadFrameSize(defaultFrameSize)
 	first := true
+	n := 0
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -227,7 +229,12 @@ func (l *link) readLoop(bl *listener) error {
 		}
 		l.c.mu.Lock()
 		err = l.handle(f)
-		l.c.mu.Unlock()
+		if n++; n >= 16 || r.Buffered() == 0 {
+			n = 0
+			l.c.unlock()
+		} else {
+			l.c.mu.Unlock()
+		}
 		if err != nil {
 			return err
 		}

@@ -86,6 +86,7 @@ type side struct {
 	sendWin  int32  // the peer's connection window
 	initWin  int32  // the peer's SETTINGS_INITIAL_WINDOW_SIZE
 	maxFrame uint32 // the peer's SETTINGS_MAX_FRAME_SIZE
+	kick     bool   // work queued since the writer was last woken
 }
 
 func newSide(c *conn, l *link, nc net.Conn, done <-chan struct{}) *side {
@@ -112,10 +113,18 @@ func (w *side) streamID(s *stream) uint32 {
 	return s.bid
 }
 
-func (w *side) signal() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
+// signal marks the side as having work; the writer is woken when the
+// conn mutex is released through unlock, so that the frames a reader
+// takes from one read, or a writer's batch of credit, wake it once.
+func (w *side) signal() { w.kick = true }
+
+func (w *side) wakeUp() {
+	if w.kick {
+		w.kick = false
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -268,7 +277,8 @@ func (w *side) run() error {
 	for {
 		w.c.mu.Lock()
 		batch = w.collect(batch[:0])
-		w.c.mu.Unlock()
+		w.kick = false // it is awake
+		w.c.unlock()
 		if len(batch) == 0 {
 			if err := w.bw.Flush(); err != nil {
 				return err
