@@ -71,7 +71,7 @@ func startSplit(t *testing.T) *benchServer {
 	s := New(Config{})
 	g := newGRPCServer()
 	h := h2cServer(http.HandlerFunc(restHandler))
-	go g.Serve(s.Listener(GRPC)) //nolint:errcheck
+	go g.Serve(s.Listener(GRPC))  //nolint:errcheck
 	go h.Serve(s.Listener(Other)) //nolint:errcheck
 	go s.Serve(l)                 //nolint:errcheck
 	return &benchServer{"h2split", l.Addr().String(), l.Addr().String(), func() { s.Close(); g.Stop(); h.Close() }}
