@@ -33,6 +33,7 @@ type stream struct {
 	reset        bool // reset in either direction
 	inClient     bool // in conn.streams
 	inLink       bool // in link.streams
+	waiting      bool // in link.waiting
 
 	contentLength int64 // declared request content-length, or -1
 	upBytes       int64
@@ -490,40 +491,40 @@ func (c *conn) onData(f *http2.DataFrame) *http2.ErrCode {
 	if n > c.recvWin {
 		return protoErr(http2.ErrCodeFlowControl)
 	}
+	// The connection window is granted back at once: what the splitter
+	// buffers is bounded per stream (see Config.StreamWindow), and one
+	// stream waiting for its backend must not hold up the others.
 	c.recvWin -= n
+	c.creditConn(n)
 	s := c.streams[id]
 	if s == nil {
 		if c.idle(id) {
 			return protoErr(http2.ErrCodeProtocol)
 		}
-		c.creditClient(nil, n)
 		c.client.push(out{kind: kRST, id: id, code: http2.ErrCodeStreamClosed})
 		return nil
 	}
 	if s.clientEnded {
-		c.creditClient(nil, n)
 		c.reset(s, true, http2.ErrCodeStreamClosed)
 		return nil
 	}
 	if n > s.clientRecvWin {
-		c.creditClient(nil, n)
 		c.reset(s, true, http2.ErrCodeFlowControl)
 		return nil
 	}
 	s.clientRecvWin -= n
 	data := f.Data()
 	if pad := n - int32(len(data)); pad > 0 {
-		c.creditClient(s, pad)
+		c.creditStream(s, pad)
 	}
 	s.upBytes += int64(len(data))
 	if s.contentLength >= 0 && s.upBytes > s.contentLength {
-		c.creditClient(nil, int32(len(data)))
 		c.reset(s, true, http2.ErrCodeProtocol)
 		return nil
 	}
 	var o out
 	if s.up.discard {
-		c.creditClient(s, int32(len(data)))
+		c.creditStream(s, int32(len(data)))
 	} else if len(data) > 0 || f.StreamEnded() {
 		o = out{kind: kData}
 		if len(data) > 0 {
@@ -540,10 +541,9 @@ func (c *conn) onData(f *http2.DataFrame) *http2.ErrCode {
 	return nil
 }
 
-// creditClient grants n bytes back to the client, on the connection and,
-// if s is not nil, on s; WINDOW_UPDATE goes out once a quarter of a
-// window has been consumed. c.mu held.
-func (c *conn) creditClient(s *stream, n int32) {
+// creditConn grants n bytes back to the client on the connection;
+// WINDOW_UPDATE goes out once a quarter of the window was used. c.mu held.
+func (c *conn) creditConn(n int32) {
 	if n <= 0 {
 		return
 	}
@@ -553,7 +553,12 @@ func (c *conn) creditClient(s *stream, n int32) {
 		c.recvWin += c.recvCredit
 		c.recvCredit = 0
 	}
-	if s == nil || s.clientEnded || !s.inClient {
+}
+
+// creditStream grants n bytes back to the client on s, once they left
+// the splitter's buffers. c.mu held.
+func (c *conn) creditStream(s *stream, n int32) {
+	if n <= 0 || s.clientEnded || !s.inClient {
 		return
 	}
 	s.clientCredit += n
@@ -564,7 +569,7 @@ func (c *conn) creditClient(s *stream, n int32) {
 	}
 }
 
-// queuedBytes drops the data items of a half and returns their size.
+// drop drops the data items of a half and returns their size.
 func (h *half) drop() int32 {
 	var n int32
 	for _, o := range h.q {
@@ -587,10 +592,10 @@ func (c *conn) reset(s *stream, toClient bool, code http2.ErrCode) {
 	s.reset = true
 	s.clientEnded = true
 	s.backendEnded = true
-	c.creditClient(nil, s.up.drop())
+	s.up.drop()
 	s.up.discard = true
 	if s.link != nil {
-		s.link.creditConn(s.down.drop())
+		s.down.drop()
 		if s.inLink {
 			s.up.q = []out{{kind: kRST, code: http2.ErrCodeCancel}}
 			s.link.side.schedule(s)

@@ -27,12 +27,15 @@
 //     what the splitter sends on that connection.
 //   - PING is answered on the connection it came on (grpc-go's BDP and
 //     keepalive pings included); it is never forwarded.
-//   - Flow control is per connection and per hop: data is accepted within
-//     the windows the splitter advertised, buffered, forwarded within the
-//     receiving peer's windows, and only then granted back to the sender
-//     (WINDOW_UPDATE once a quarter of a window is free). So a client
-//     connection holds at most Config.ConnWindow bytes of request data and
-//     Config.ConnWindow bytes of response data per backend connection.
+//   - Flow control is per hop: data is accepted within the windows the
+//     splitter advertised, buffered, forwarded within the receiving
+//     peer's windows, and only then granted back to the sender on its
+//     stream (WINDOW_UPDATE once a quarter of a window is free).
+//     Connection windows are granted back on receipt: the per-stream
+//     windows bound the buffering (Config.StreamWindow times
+//     Config.MaxConcurrentStreams per direction and client connection),
+//     and a stream held back by a slow backend, or waiting for room under
+//     a backend's MAX_CONCURRENT_STREAMS, does not stall the others.
 //   - Stream ids: client ids are validated (odd, increasing); each
 //     backend stream id is allocated when its HEADERS is taken for
 //     writing, so ids increase in wire order on every backend connection.

@@ -163,6 +163,12 @@ type env struct {
 // everything stops when the test ends.
 func start(t testing.TB, cfg Config) *env {
 	t.Helper()
+	return startWith(t, cfg, nil)
+}
+
+// startWith is start with a chance to configure the net/http server.
+func startWith(t testing.TB, cfg Config, httpMod func(*http.Server)) *env {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	e := &env{addr: l.Addr().String(), split: New(cfg)}
@@ -171,6 +177,9 @@ func start(t testing.TB, cfg Config) *env {
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
 	e.http = &http.Server{Handler: http.HandlerFunc(restHandler), Protocols: &p}
+	if httpMod != nil {
+		httpMod(e.http)
+	}
 	done := make(chan struct{}, 3)
 	grpcL, restL := e.split.Listener(GRPC), e.split.Listener(Other)
 	go func() { e.grpc.Serve(grpcL); done <- struct{}{} }() //nolint:errcheck

@@ -3,6 +3,7 @@ package h2split
 import (
 	"bufio"
 	"errors"
+	"math"
 	"net"
 	"sync"
 
@@ -21,13 +22,15 @@ type link struct {
 	once sync.Once
 
 	// Guarded by c.mu.
-	streams  map[uint32]*stream // by backend stream id
-	nextID   uint32
-	recvWin  int32 // what the backend may still send on the connection
-	credit_  int32
-	draining bool // GOAWAY received: no new streams
-	goAwayID uint32
-	dead     bool
+	streams        map[uint32]*stream // by backend stream id
+	nextID         uint32
+	recvWin        int32 // what the backend may still send on the connection
+	credit_        int32
+	waiting        []*stream // streams held back by the backend's stream limit
+	peerMaxStreams uint32    // the backend's SETTINGS_MAX_CONCURRENT_STREAMS
+	draining       bool      // GOAWAY received: no new streams
+	goAwayID       uint32
+	dead           bool
 }
 
 // linkFor returns the backend connection new streams for b go to,
@@ -48,7 +51,7 @@ func (c *conn) linkFor(b Backend) *link {
 		return nil
 	}
 	cfg := &c.s.cfg
-	l := &link{c: c, b: b, nc: a, done: make(chan struct{}), streams: map[uint32]*stream{}, nextID: 1, recvWin: cfg.ConnWindow}
+	l := &link{c: c, b: b, nc: a, done: make(chan struct{}), streams: map[uint32]*stream{}, nextID: 1, recvWin: cfg.ConnWindow, peerMaxStreams: math.MaxUint32}
 	l.peer = &backendConn{Conn: p, local: c.nc.LocalAddr(), remote: c.nc.RemoteAddr()}
 	l.side = newSide(c, l, a, l.done)
 	l.side.push(out{kind: kPreface})
@@ -103,7 +106,7 @@ func (l *link) fail(err error) {
 			if s.backendEnded {
 				// The response is complete in the client's queue; what is
 				// left of the request has nowhere to go.
-				c.creditClient(nil, s.up.drop())
+				s.up.drop()
 				s.up.discard = true
 				s.inLink = false
 				continue
@@ -145,7 +148,24 @@ func (l *link) forget(s *stream) {
 	if s.inLink {
 		s.inLink = false
 		delete(l.streams, s.bid)
+		l.release()
 		l.maybeClose()
+	}
+}
+
+// release puts the streams waiting for the backend's stream limit back in
+// the ready list, in their order. c.mu held.
+func (l *link) release() {
+	if len(l.waiting) == 0 || uint32(len(l.streams)) >= l.peerMaxStreams {
+		return
+	}
+	waiting := l.waiting
+	l.waiting = nil
+	for _, s := range waiting {
+		s.waiting = false
+		if !s.reset {
+			l.side.schedule(s)
+		}
 	}
 }
 
@@ -166,11 +186,10 @@ func (l *link) maybeClose() {
 	}
 }
 
-// credit grants n bytes back to the backend on the connection and on s.
-// c.mu held.
+// credit grants n bytes back to the backend on s, once they left the
+// splitter's buffers. c.mu held.
 func (l *link) credit(s *stream, n int32) {
-	l.creditConn(n)
-	if !s.inLink || s.backendEnded {
+	if n <= 0 || !s.inLink || s.backendEnded || l.dead {
 		return
 	}
 	s.linkCredit += n
@@ -265,13 +284,12 @@ func (l *link) handle(f http2.Frame) error {
 			return errBackend
 		}
 		l.recvWin -= n
+		l.creditConn(n) // at once, as on the client connection
 		s := l.streams[f.StreamID]
 		if s == nil || s.backendEnded {
-			l.creditConn(n)
 			return nil
 		}
 		if n > s.linkRecvWin {
-			l.creditConn(n)
 			c.reset(s, true, http2.ErrCodeInternal)
 			return nil
 		}
@@ -302,13 +320,12 @@ func (l *link) handle(f http2.Frame) error {
 		complete := s.backendEnded
 		s.backendEnded = true
 		l.forget(s)
-		c.creditClient(nil, s.up.drop())
+		s.up.drop()
 		s.up.discard = true
 		if s.reset || s.down.closed {
 			return nil
 		}
 		if f.ErrCode != http2.ErrCodeNo || !complete {
-			l.creditConn(s.down.drop())
 			c.reset(s, true, f.ErrCode)
 			return nil
 		}
@@ -354,12 +371,15 @@ func (l *link) handle(f http2.Frame) error {
 				w.maxFrame = st.Val
 			case http2.SettingHeaderTableSize:
 				w.push(out{kind: kTableSize, n: st.Val})
+			case http2.SettingMaxConcurrentStreams:
+				l.peerMaxStreams = st.Val
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		l.release()
 		w.push(out{kind: kSettingsAck})
 	case *http2.PingFrame:
 		if !f.IsAck() {

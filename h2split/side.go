@@ -182,6 +182,15 @@ func (w *side) collectStream(s *stream, h *half, batch []out, budget int) ([]out
 		switch it.kind {
 		case kHeaders:
 			if w.l != nil && s.bid == 0 {
+				if uint32(len(w.l.streams)) >= w.l.peerMaxStreams {
+					// The backend's SETTINGS_MAX_CONCURRENT_STREAMS: wait
+					// for one of its streams to close.
+					if !s.waiting {
+						s.waiting = true
+						w.l.waiting = append(w.l.waiting, s)
+					}
+					return batch, budget, false
+				}
 				w.l.open(s)
 			}
 			o := *it
@@ -254,7 +263,7 @@ func (h *half) pop() {
 // from, now that n bytes of it left the splitter's buffers. c.mu held.
 func (w *side) forwarded(s *stream, n int32) {
 	if w.l != nil {
-		w.c.creditClient(s, n)
+		w.c.creditStream(s, n)
 	} else if s.link != nil {
 		s.link.credit(s, n)
 	}

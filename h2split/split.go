@@ -76,11 +76,14 @@ type Config struct {
 	// StreamWindow is the flow-control window advertised per stream, to
 	// the client for request bodies and to the backends for response
 	// bodies: the most the splitter buffers for one stream in each
-	// direction. Default 256 KiB; at least 65535.
+	// direction. It is granted back as data is forwarded. So a client
+	// connection holds at most MaxConcurrentStreams * StreamWindow bytes
+	// in each direction. Default 256 KiB; at least 65535.
 	StreamWindow int32
 	// ConnWindow is the connection flow-control window advertised to the
-	// client and to each backend connection: the most the splitter buffers
-	// for one client connection is ConnWindow per direction and backend.
+	// client and to each backend connection. It is granted back as data
+	// arrives (buffering is bounded per stream), so that a stream whose
+	// backend is slow or has no room yet never holds up the others.
 	// Default 1 MiB; at least StreamWindow.
 	ConnWindow int32
 	// MaxConcurrentStreams advertised to the client. Default 100.
