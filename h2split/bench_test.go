@@ -133,31 +133,44 @@ func TestBenchTable(t *testing.T) {
 	if scale <= 0 {
 		scale = 1
 	}
-	reps := 3
-	starts := []func(*testing.T) *benchServer{startBare, startSplit, startServeHTTP}
+	reps := 5
+	// All three run at once and take turns, run by run, so that drift in
+	// the machine's load falls on each alike.
+	var servers []*benchServer
+	for _, start := range []func(*testing.T) *benchServer{startBare, startSplit, startServeHTTP} {
+		srv := start(t)
+		defer srv.stop()
+		if only := os.Getenv("H2SPLIT_BENCH_ONLY"); only == "" || only == srv.name {
+			servers = append(servers, srv)
+		}
+	}
 	perOp := map[string]map[string]time.Duration{}
 	var names []string
-	for _, start := range starts {
-		srv := start(t)
-		if only := os.Getenv("H2SPLIT_BENCH_ONLY"); only != "" && only != srv.name {
-			srv.stop()
-			continue
-		}
+	for _, srv := range servers {
 		names = append(names, srv.name)
 		perOp[srv.name] = map[string]time.Duration{}
-		for _, w := range workloads {
-			ops := int(float64(w.ops) * scale)
-			runClient(t, srv, w, ops/10) // warm up
-			var runs []time.Duration
-			for range reps {
-				runs = append(runs, runClient(t, srv, w, ops)/time.Duration(ops))
-			}
-			sort.Slice(runs, func(i, j int) bool { return runs[i] < runs[j] })
-			perOp[srv.name][w.name] = runs[len(runs)/2]
-		}
-		srv.stop()
 	}
-	if len(names) < len(starts) {
+	for _, w := range workloads {
+		if only := os.Getenv("H2SPLIT_BENCH_WORKLOAD"); only != "" && only != w.name {
+			continue
+		}
+		ops := int(float64(w.ops) * scale)
+		runs := map[string][]time.Duration{}
+		for _, srv := range servers {
+			runClient(t, srv, w, ops/10) // warm up
+		}
+		for rep := range reps {
+			for k := range servers {
+				srv := servers[(rep+k)%len(servers)] // each goes first in turn
+				runs[srv.name] = append(runs[srv.name], runClient(t, srv, w, ops)/time.Duration(ops))
+			}
+		}
+		for name, r := range runs {
+			sort.Slice(r, func(i, j int) bool { return r[i] < r[j] })
+			perOp[name][w.name] = r[len(r)/2]
+		}
+	}
+	if len(servers) < 3 {
 		return
 	}
 	var b strings.Builder

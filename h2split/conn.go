@@ -37,6 +37,7 @@ type stream struct {
 
 	contentLength int64 // declared request content-length, or -1
 	upBytes       int64
+	req           Request
 }
 
 // conn is one client connection and its backend connections.
@@ -72,6 +73,7 @@ func newConn(s *Splitter, nc net.Conn) *conn {
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.cfg.MaxHeaderListSize
 	c.fr.SetMaxReadFrameSize(defaultFrameSize) // SETTINGS_MAX_FRAME_SIZE is left at its default
+	c.fr.SetReuseFrames()                      // DATA is copied before the next read
 	c.client = newSide(c, nil, nc, c.done)
 	return c
 }
@@ -341,8 +343,8 @@ var connectionHeaders = map[string]bool{
 }
 
 // request validates a request header block (RFC 9113 §8.3.1).
-func request(f *http2.MetaHeadersFrame) (*Request, int64, bool) {
-	r := &Request{Fields: f.Fields}
+func request(f *http2.MetaHeadersFrame, r *Request) (*Request, int64, bool) {
+	*r = Request{Fields: f.Fields}
 	cl := int64(-1)
 	var protocol bool
 	for _, hf := range f.Fields {
@@ -427,13 +429,16 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) *http2.ErrCode {
 		c.streamError(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
-	r, cl, ok := request(f)
+	s := &stream{id: id, inClient: true,
+		clientRecvWin: c.s.cfg.StreamWindow, linkRecvWin: c.s.cfg.StreamWindow}
+	r, cl, ok := request(f, &s.req)
 	if !ok {
 		c.streamError(id, http2.ErrCodeProtocol)
 		return nil
 	}
-	s := &stream{id: id, contentLength: cl, inClient: true,
-		clientRecvWin: c.s.cfg.StreamWindow, linkRecvWin: c.s.cfg.StreamWindow}
+	s.contentLength = cl
+	s.up.q = s.up.arr[:0]
+	s.down.q = s.down.arr[:0]
 	s.down.sendWin = c.client.initWin
 	c.streams[id] = s
 	if f.Truncated {

@@ -233,6 +233,7 @@ func (l *link) readLoop(bl *listener) error {
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	fr.MaxHeaderListSize = 1 << 24
 	fr.SetMaxReadFrameSize(defaultFrameSize)
+	fr.SetReuseFrames()
 	first := true
 	n := 0
 	for {

@@ -57,11 +57,12 @@ func chunk(p []byte) ([]byte, *[]byte) {
 // half is one direction of a stream, as seen by the writer of the
 // connection the direction flows into.
 type half struct {
-	q       []out // headers, data, trailers, RST_STREAM, in order
-	sendWin int32 // the receiving peer's stream window
-	queued  bool  // in the side's ready list
-	closed  bool  // END_STREAM or RST_STREAM taken for writing
-	discard bool  // nothing more is forwarded in this direction
+	q       []out  // headers, data, trailers, RST_STREAM, in order
+	sendWin int32  // the receiving peer's stream window
+	queued  bool   // in the side's ready list
+	closed  bool   // END_STREAM or RST_STREAM taken for writing
+	discard bool   // nothing more is forwarded in this direction
+	arr     [3]out // q's first backing array: a unary call needs no other
 }
 
 // side is the writing half of one connection the splitter speaks on: the
@@ -255,7 +256,7 @@ func (h *half) pop() {
 	h.q[0] = out{}
 	h.q = h.q[1:]
 	if len(h.q) == 0 {
-		h.q = nil
+		h.q = h.arr[:0]
 	}
 }
 
