@@ -166,13 +166,13 @@ func start(t testing.TB, cfg Config) *env {
 	return startWith(t, cfg, nil)
 }
 
-// startWith is start with a chance to configure the net/http server.
-func startWith(t testing.TB, cfg Config, httpMod func(*http.Server)) *env {
+// startWith is start with a chance to configure the servers.
+func startWith(t testing.TB, cfg Config, httpMod func(*http.Server), grpcOpts ...grpc.ServerOption) *env {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	e := &env{addr: l.Addr().String(), split: New(cfg)}
-	e.grpc = grpc.NewServer(grpc.ForceServerCodec(rawCodec{}))
+	e.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodec(rawCodec{})}, grpcOpts...)...)
 	e.grpc.RegisterService(&echoDesc, nil)
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)

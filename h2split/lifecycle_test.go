@@ -14,6 +14,8 @@ import (
 	"github.com/cmux-go/cmux/internal/testcheck"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Shutdown: GOAWAY to the client, the stream in flight finishes, then
@@ -214,4 +216,31 @@ func TestBackendStreamLimit(t *testing.T) {
 	for range 32 {
 		assert.NoError(t, <-errs)
 	}
+}
+
+// grpc-go ends its connections by age (GOAWAY): the splitter finishes
+// what runs there and opens new backend connections for later streams,
+// while the client keeps its one connection.
+func TestBackendConnectionAge(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := startWith(t, Config{}, nil, grpc.KeepaliveParams(keepalive.ServerParameters{
+		MaxConnectionAge: 50 * time.Millisecond, MaxConnectionAgeGrace: time.Second}))
+	cc := e.grpcClient(t)
+	ctx := ctxT(t, 20*time.Second)
+	deadline := time.Now().Add(600 * time.Millisecond)
+	calls := 0
+	for time.Now().Before(deadline) && calls < 5000 {
+		in := numbered(calls, 50)
+		var out []byte
+		require.NoError(t, cc.Invoke(ctx, unaryMethod, &in, &out), "call %d", calls)
+		require.Equal(t, in, out)
+		calls++
+		time.Sleep(time.Millisecond)
+	}
+	e.split.mu.Lock()
+	n := len(e.split.conns)
+	e.split.mu.Unlock()
+	assert.Equal(t, 1, n, "client connections")
+	assert.Greater(t, e.split.backendConns.Load(), int64(3), "backend connections")
+	t.Logf("%d calls over %d backend connections", calls, e.split.backendConns.Load())
 }

@@ -65,6 +65,7 @@ func (c *conn) linkFor(b Backend) *link {
 	}
 	c.links[b] = l
 	c.allLinks[l] = struct{}{}
+	c.s.backendConns.Add(1)
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http2/hpack"
@@ -140,6 +141,8 @@ type Splitter struct {
 	serving  map[net.Listener]struct{}
 	shutdown bool
 	wg       sync.WaitGroup // ServeConn calls in flight
+
+	backendConns atomic.Int64 // backend connections opened, for tests
 }
 
 // New returns a Splitter configured by cfg.
