@@ -244,3 +244,55 @@ func TestBackendConnectionAge(t *testing.T) {
 	assert.Greater(t, e.split.backendConns.Load(), int64(3), "backend connections")
 	t.Logf("%d calls over %d backend connections", calls, e.split.backendConns.Load())
 }
+
+// rawRequest opens stream id on a raw client connection.
+func rawRequest(t *testing.T, fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Buffer, id uint32, end bool, kv ...string) {
+	t.Helper()
+	hb.Reset()
+	for i := 0; i+1 < len(kv); i += 2 {
+		enc.WriteField(hpack.HeaderField{Name: kv[i], Value: kv[i+1]}) //nolint:errcheck
+	}
+	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: end, EndHeaders: true}))
+}
+
+// A client that vanishes mid-stream: the backends' handlers are
+// cancelled and every goroutine ends (CheckLeaks).
+func TestClientVanishes(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{})
+	nc, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	fr := http2.NewFramer(nc, nc)
+	_, err = nc.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, fr.WriteSettings())
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	rawRequest(t, fr, enc, &hb, 1, false, ":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/hold")
+	rawRequest(t, fr, enc, &hb, 3, false, ":method", "POST", ":scheme", "http", ":authority", "x", ":path", unaryMethod,
+		"content-type", "application/grpc", "te", "trailers")
+	require.NoError(t, fr.WriteData(3, true, grpcFrame([]byte("sleep"))))
+	require.NoError(t, fr.WriteData(1, false, []byte("partial body")))
+	time.Sleep(100 * time.Millisecond)
+	nc.Close()
+}
+
+// Shutdown whose context ends before the streams do: the connections are
+// closed and Shutdown reports the context's error.
+func TestShutdownTimeout(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{})
+	cc := e.h2Conn(t)
+	go func() {
+		req, _ := http.NewRequest("POST", "http://"+e.addr+"/hold", io.LimitReader(zeros{}, 10))
+		if resp, err := cc.RoundTrip(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	assert.ErrorIs(t, e.split.Shutdown(ctx), context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
