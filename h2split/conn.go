@@ -445,10 +445,13 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) *http2.ErrCode {
 		// The splitter answers itself: header list too large.
 		s.up.discard = true
 		s.down.q = append(s.down.q, out{kind: kHeaders, end: true, fields: []hpack.HeaderField{{Name: ":status", Value: "431"}}})
-		c.client.schedule(s)
 		if f.StreamEnded() {
 			s.clientEnded = true
+		} else {
+			// The request body is not wanted (RFC 9113 §8.1).
+			s.down.q = append(s.down.q, out{kind: kRST, code: http2.ErrCodeNo})
 		}
+		c.client.schedule(s)
 		return nil
 	}
 	b := c.s.cfg.Route(r)

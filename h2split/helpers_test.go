@@ -139,6 +139,8 @@ func restHandler(w http.ResponseWriter, r *http.Request) {
 		w.Write(numbered(7, n)[:n]) //nolint:errcheck
 	case "/echo":
 		io.Copy(w, r.Body) //nolint:errcheck
+	case "/header":
+		w.Header().Set("x-big", r.Header.Get("x-big"))
 	case "/hold":
 		<-r.Context().Done()
 	case "/trailer":

@@ -42,6 +42,11 @@ func (c *conn) linkFor(b Backend) *link {
 	if l := c.links[b]; l != nil {
 		return l
 	}
+	select {
+	case <-c.done: // torn down: no new backend connections
+		return nil
+	default:
+	}
 	bl := c.s.ls[b]
 	if !bl.used.Load() || bl.closed() {
 		return nil

@@ -183,6 +183,11 @@ func (w *side) collectStream(s *stream, h *half, batch []out, budget int) ([]out
 		switch it.kind {
 		case kHeaders:
 			if w.l != nil && s.bid == 0 {
+				if w.l.draining || w.l.dead {
+					// Stream ids ran out on this backend connection.
+					w.c.reset(s, true, http2.ErrCodeRefusedStream)
+					return batch, budget, false
+				}
 				if uint32(len(w.l.streams)) >= w.l.peerMaxStreams {
 					// The backend's SETTINGS_MAX_CONCURRENT_STREAMS: wait
 					// for one of its streams to close.

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/cmux-go/cmux/internal/testcheck"
 	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -345,4 +347,54 @@ func mixedCall(cc *http2.ClientConn, addr string, i int) error {
 		}
 	}
 	return nil
+}
+
+// Header blocks larger than a frame, both ways (CONTINUATION), and one
+// larger than the splitter's MaxHeaderListSize (431).
+func TestLargeHeaders(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{MaxHeaderListSize: 200 << 10})
+	cc := e.h2Conn(t)
+	big := strings.Repeat("0123456789abcdef", 5000) // 80 KB
+	req, _ := http.NewRequest("GET", "http://"+e.addr+"/header", nil)
+	req.Header.Set("x-big", big)
+	resp, err := cc.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Equal(t, big, resp.Header.Get("x-big"))
+
+	// x/net's client keeps to the advertised limit itself; a raw client
+	// does not. (A single field longer than the limit is a connection
+	// error, COMPRESSION_ERROR, as in x/net's server.)
+	nc, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	fr := http2.NewFramer(nc, nc)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	_, err = nc.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, fr.WriteSettings())
+	var hb bytes.Buffer
+	enc := hpack.NewEncoder(&hb)
+	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/header"}, {"x-big1", big}, {"x-big2", big}, {"x-big3", big}} {
+		enc.WriteField(hpack.HeaderField{Name: kv[0], Value: kv[1]}) //nolint:errcheck
+	}
+	block := hb.Bytes()
+	require.NoError(t, fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block[:16000], EndStream: true}))
+	for block = block[16000:]; len(block) > 0; {
+		n := min(len(block), 16000)
+		require.NoError(t, fr.WriteContinuation(1, n == len(block), block[:n]))
+		block = block[n:]
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	for {
+		f, err := fr.ReadFrame()
+		require.NoError(t, err)
+		if mh, ok := f.(*http2.MetaHeadersFrame); ok {
+			assert.Equal(t, "431", mh.PseudoValue("status"))
+			assert.True(t, mh.StreamEnded())
+			return
+		}
+	}
 }
