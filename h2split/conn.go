@@ -173,6 +173,11 @@ func (c *conn) readLoop() error {
 		}
 		c.mu.Lock()
 		code := c.handle(f)
+		if code == nil && len(c.client.ctrl) > maxQueuedControl {
+			// PINGs, SETTINGS or refused streams faster than the client
+			// reads the answers.
+			code = protoErr(http2.ErrCodeEnhanceYourCalm)
+		}
 		if n++; n >= 16 || c.br.Buffered() == 0 {
 			n = 0
 			c.unlock()
@@ -184,6 +189,10 @@ func (c *conn) readLoop() error {
 		}
 	}
 }
+
+// maxQueuedControl bounds the control frames (PING and SETTINGS ACKs,
+// WINDOW_UPDATE, RST_STREAM) queued for a client that does not read.
+const maxQueuedControl = 4096
 
 // connError sends GOAWAY with code, lets the writer half-close the
 // connection, and drains what the client still sends for a moment.

@@ -296,3 +296,42 @@ func TestShutdownTimeout(t *testing.T) {
 	assert.ErrorIs(t, e.split.Shutdown(ctx), context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
+
+// A client sending PINGs without reading the ACKs is cut off, not given
+// an ever longer queue.
+func TestPingFlood(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{})
+	nc, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4096) //nolint:errcheck
+	}
+	fr := http2.NewFramer(nc, nc)
+	_, err = nc.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, fr.WriteSettings())
+	nc.SetWriteDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	for i := range 200000 {
+		if fr.WritePing(false, [8]byte{byte(i)}) != nil {
+			break // the splitter gave up on us
+		}
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			break // closed after the GOAWAY (or before we saw it)
+		}
+		if ga, ok := f.(*http2.GoAwayFrame); ok {
+			assert.Equal(t, http2.ErrCodeEnhanceYourCalm, ga.ErrCode)
+			break
+		}
+	}
+	assert.Eventually(t, func() bool {
+		e.split.mu.Lock()
+		defer e.split.mu.Unlock()
+		return len(e.split.conns) == 0
+	}, 5*time.Second, 10*time.Millisecond)
+}
