@@ -146,6 +146,7 @@ func restHandler(w http.ResponseWriter, r *http.Request) {
 	case "/trailer":
 		w.Header().Set("Trailer", "x-sum")
 		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("x-request-trailer", r.Trailer.Get("x-req"))
 		w.Write([]byte("ok")) //nolint:errcheck
 		w.Header().Set("x-sum", strconv.Itoa(len(b)))
 	default:

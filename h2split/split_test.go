@@ -213,12 +213,17 @@ func TestRESTXNet(t *testing.T) {
 	resp.Body.Close()
 	assert.True(t, bytes.Equal(body, got), "echo differs")
 
-	req, _ = http.NewRequest("POST", "http://"+e.addr+"/trailer", strings.NewReader("12345"))
+	// Trailers both ways.
+	req, _ = http.NewRequest("POST", "http://"+e.addr+"/trailer", nil)
+	req.Trailer = http.Header{"X-Req": nil}
+	req.ContentLength = -1
+	req.Body = &trailerBody{Reader: strings.NewReader("12345"), req: req}
 	resp, err = cc.RoundTrip(req)
 	require.NoError(t, err)
 	io.ReadAll(resp.Body) //nolint:errcheck
 	resp.Body.Close()
 	assert.Equal(t, "5", resp.Trailer.Get("x-sum"))
+	assert.Equal(t, "sent last", resp.Header.Get("x-request-trailer"))
 }
 
 // grpcFrame is one length-prefixed gRPC message.
@@ -398,3 +403,19 @@ func TestLargeHeaders(t *testing.T) {
 		}
 	}
 }
+
+// trailerBody sets the request's trailer once its body is read.
+type trailerBody struct {
+	io.Reader
+	req *http.Request
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF {
+		b.req.Trailer.Set("X-Req", "sent last")
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
