@@ -68,7 +68,7 @@ type conn struct {
 
 func newConn(s *Splitter, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, done: make(chan struct{}), streams: map[uint32]*stream{}, allLinks: map[*link]struct{}{}}
-	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.br = bufio.NewReaderSize(nc, 16<<10)
 	c.fr = http2.NewFramer(nil, c.br)
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = s.cfg.MaxHeaderListSize

@@ -234,7 +234,7 @@ func (l *link) readLoop(bl *listener) error {
 		l.peer.Close()
 		return ErrClosed
 	}
-	r := bufio.NewReaderSize(l.nc, 32<<10)
+	r := bufio.NewReaderSize(l.nc, 16<<10)
 	fr := http2.NewFramer(nil, r)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	fr.MaxHeaderListSize = 1 << 24

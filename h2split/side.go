@@ -80,7 +80,7 @@ type side struct {
 	c    *conn
 	l    *link // nil on the client side
 	nc   net.Conn
-	bw   *bufio.Writer
+	bw   *bufio.Writer // nil while idle: the buffer goes back to writerPool
 	fr   *http2.Framer
 	enc  *hpack.Encoder
 	hbuf bytes.Buffer
@@ -99,8 +99,7 @@ type side struct {
 func newSide(c *conn, l *link, nc net.Conn, done <-chan struct{}) *side {
 	w := &side{c: c, l: l, nc: nc, wake: make(chan struct{}, 1), done: done,
 		sendWin: initialWindow, initWin: initialWindow, maxFrame: defaultFrameSize}
-	w.bw = bufio.NewWriterSize(nc, 32<<10)
-	w.fr = http2.NewFramer(w.bw, nil)
+	w.fr = http2.NewFramer(w, nil)
 	w.enc = hpack.NewEncoder(&w.hbuf)
 	return w
 }
@@ -295,6 +294,31 @@ func (w *side) finished(s *stream) {
 	}
 }
 
+// writerPool holds the write buffers of idle sides: an idle connection
+// keeps none.
+var writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 32<<10) }}
+
+// Write buffers p for the connection; the framer writes through it.
+func (w *side) Write(p []byte) (int, error) {
+	if w.bw == nil {
+		w.bw = writerPool.Get().(*bufio.Writer)
+		w.bw.Reset(w.nc)
+	}
+	return w.bw.Write(p)
+}
+
+// flush writes out what is buffered and releases the buffer.
+func (w *side) flush() error {
+	if w.bw == nil {
+		return nil
+	}
+	err := w.bw.Flush()
+	w.bw.Reset(nil)
+	writerPool.Put(w.bw)
+	w.bw = nil
+	return err
+}
+
 var errStop = errors.New("h2split: writer stopped")
 
 // run is the side's writing goroutine.
@@ -306,7 +330,7 @@ func (w *side) run() error {
 		w.kick = false // it is awake
 		w.c.unlock()
 		if len(batch) == 0 {
-			if err := w.bw.Flush(); err != nil {
+			if err := w.flush(); err != nil {
 				return err
 			}
 			select {
@@ -356,7 +380,7 @@ func (w *side) write(o *out) error {
 		w.enc.SetMaxDynamicTableSizeLimit(o.n)
 		return nil
 	case kPreface:
-		_, err := w.bw.WriteString(http2.ClientPreface)
+		_, err := w.Write([]byte(http2.ClientPreface))
 		return err
 	case kGoAway:
 		if err := fr.WriteGoAway(o.id, o.code, nil); err != nil {
@@ -365,7 +389,7 @@ func (w *side) write(o *out) error {
 		if !o.end {
 			return nil
 		}
-		if err := w.bw.Flush(); err != nil {
+		if err := w.flush(); err != nil {
 			return err
 		}
 		if cw, ok := w.nc.(interface{ CloseWrite() error }); ok {
@@ -374,7 +398,7 @@ func (w *side) write(o *out) error {
 		}
 		return errors.New("h2split: connection error sent")
 	case kClose:
-		w.bw.Flush() //nolint:errcheck // closing anyway
+		w.flush() //nolint:errcheck // closing anyway
 		return errors.New("h2split: connection done")
 	}
 	return nil
