@@ -3,6 +3,7 @@ package h2split
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -127,8 +128,9 @@ func (c *Config) fill() {
 }
 
 // ErrClosed is returned by Serve, ServeConn and the backend listeners'
-// Accept once the Splitter is closed or shut down.
-var ErrClosed = errors.New("h2split: splitter closed")
+// Accept once the Splitter (or that listener) is closed or shut down. It
+// matches net.ErrClosed.
+var ErrClosed = fmt.Errorf("h2split: splitter closed: %w", net.ErrClosed)
 
 // Splitter speaks HTTP/2 to clients and splits each client connection's
 // streams between backend servers; see the package documentation.
