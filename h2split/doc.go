@@ -90,4 +90,18 @@
 //
 // Errors the splitter detects are stream errors (RST_STREAM) or connection
 // errors (GOAWAY) towards the client; nothing half-forwarded is left open.
+// A client that queues more than a few thousand control frames (PING,
+// SETTINGS) without reading the answers gets GOAWAY ENHANCE_YOUR_CALM.
+//
+// # Costs and limits
+//
+// Per client connection: a reading goroutine and a writing goroutine, and
+// two more per backend connection; 16 KiB read buffers; write buffers only
+// while there is something to write. Header blocks are decoded and encoded
+// once per hop, DATA is copied once into the splitter's queues.
+//
+// The splitter speaks HTTP/2 with prior knowledge (or over a TLS
+// connection the caller terminated, with ALPN h2); it does not do the
+// HTTP/1.1 Upgrade to h2c, server push, or extended CONNECT. Idle client
+// connections stay open until the client, Shutdown or Close ends them.
 package h2split
