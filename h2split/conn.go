@@ -61,8 +61,9 @@ type conn struct {
 	closedNext int
 	recvWin    int32 // what the client may still send on the connection
 	recvCredit int32
-	goingAway  bool // we sent GOAWAY
-	peerGoAway bool // the client sent GOAWAY
+	idleTimer  *time.Timer // IdleTimeout, running while there is no stream
+	goingAway  bool        // we sent GOAWAY
+	peerGoAway bool        // the client sent GOAWAY
 	closing    bool
 }
 
@@ -91,6 +92,11 @@ func (c *conn) unlock() {
 func (c *conn) teardown(error) {
 	c.once.Do(func() {
 		close(c.done)
+		c.mu.Lock()
+		if c.idleTimer != nil {
+			c.idleTimer.Stop()
+		}
+		c.mu.Unlock()
 		c.nc.Close()
 		c.mu.Lock()
 		links := make([]*link, 0, len(c.allLinks))
@@ -117,6 +123,9 @@ func (c *conn) serve() error {
 		c.client.push(out{kind: kWindowUpdate, n: uint32(cfg.ConnWindow - initialWindow)})
 	}
 	c.recvWin = cfg.ConnWindow
+	if cfg.IdleTimeout > 0 {
+		c.idleTimer = time.AfterFunc(cfg.IdleTimeout, c.goAway)
+	}
 	c.unlock()
 
 	c.wg.Add(1)
@@ -450,6 +459,9 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) *http2.ErrCode {
 	s.down.q = s.down.arr[:0]
 	s.down.sendWin = c.client.initWin
 	c.streams[id] = s
+	if c.idleTimer != nil && len(c.streams) == 1 {
+		c.idleTimer.Stop()
+	}
 	if f.Truncated {
 		// The splitter answers itself: header list too large.
 		s.up.discard = true
@@ -468,6 +480,9 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) *http2.ErrCode {
 	if l == nil {
 		delete(c.streams, id)
 		s.inClient = false
+		if c.idleTimer != nil && len(c.streams) == 0 {
+			c.idleTimer.Reset(c.s.cfg.IdleTimeout)
+		}
 		c.streamError(id, http2.ErrCodeRefusedStream)
 		return nil
 	}
@@ -638,6 +653,9 @@ func (c *conn) maybeRemove(s *stream) {
 	delete(c.streams, s.id)
 	c.closedIDs[c.closedNext] = s.id
 	c.closedNext = (c.closedNext + 1) % len(c.closedIDs)
+	if c.idleTimer != nil && len(c.streams) == 0 {
+		c.idleTimer.Reset(c.s.cfg.IdleTimeout)
+	}
 	c.maybeClose()
 }
 

@@ -325,3 +325,29 @@ func TestPingFlood(t *testing.T) {
 		t.Fatalf("the splitter kept the flooding connection:\n%s", strings.Join(testcheck.GoroutineStacks(), "\n\n"))
 	}
 }
+
+// IdleTimeout: a connection without streams is closed; one with a long
+// stream is not.
+func TestIdleTimeout(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{IdleTimeout: 100 * time.Millisecond})
+	busy := e.grpcClient(t)
+	st, err := busy.NewStream(ctxT(t, 10*time.Second), bidiDesc, bidiMethod)
+	require.NoError(t, err)
+	m := []byte("x")
+	require.NoError(t, st.SendMsg(&m))
+	require.NoError(t, st.RecvMsg(&m))
+
+	idle := e.h2Conn(t)
+	req, _ := http.NewRequest("GET", "http://"+e.addr+"/", nil)
+	resp, err := idle.RoundTrip(req)
+	require.NoError(t, err)
+	io.ReadAll(resp.Body) //nolint:errcheck
+	resp.Body.Close()
+	assert.Eventually(t, func() bool { return idle.State().Closed }, 5*time.Second, 10*time.Millisecond)
+
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, st.SendMsg(&m), "the busy connection was closed")
+	require.NoError(t, st.RecvMsg(&m))
+	require.NoError(t, st.CloseSend())
+}

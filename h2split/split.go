@@ -93,6 +93,9 @@ type Config struct {
 	// MaxHeaderListSize advertised to the client; larger request header
 	// blocks are answered 431. Default 1 MiB.
 	MaxHeaderListSize uint32
+	// IdleTimeout, if positive, closes a client connection (GOAWAY
+	// NO_ERROR) that had no stream for that long.
+	IdleTimeout time.Duration
 }
 
 const (
