@@ -103,5 +103,7 @@
 // The splitter speaks HTTP/2 with prior knowledge (or over a TLS
 // connection the caller terminated, with ALPN h2); it does not do the
 // HTTP/1.1 Upgrade to h2c, server push, or extended CONNECT. Idle client
-// connections stay open until the client, Shutdown or Close ends them.
+// connections stay open until the client, Config.IdleTimeout, Shutdown or
+// Close ends them; backend connections live as long as their client
+// connection (or until the backend sends GOAWAY).
 package h2split
