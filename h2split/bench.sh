@@ -4,7 +4,7 @@
 # server-streamed gRPC messages and REST requests, side by side in one run:
 # bare grpc-go and bare net/http h2c on ports of their own, the same
 # servers behind h2split on one port, and grpc.Server.ServeHTTP behind
-# net/http's h2c server on one port. Each figure is the median of 5 runs; the three setups run at once
+# net/http's h2c server on one port. Each figure is the median of 7 runs; the three setups run at once
 # and take turns.
 #
 #   h2split/bench.sh            # the full run, a few minutes

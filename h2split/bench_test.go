@@ -133,7 +133,7 @@ func TestBenchTable(t *testing.T) {
 	if scale <= 0 {
 		scale = 1
 	}
-	reps := 5
+	reps := 7
 	// All three run at once and take turns, run by run, so that drift in
 	// the machine's load falls on each alike.
 	var servers []*benchServer
