@@ -430,7 +430,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) *http2.ErrCode {
 			c.reset(s, true, http2.ErrCodeProtocol)
 			return nil
 		}
-		return c.endRequest(s, out{kind: kHeaders, fields: f.Fields, end: true})
+		return c.endRequest(s, f.Fields, nil)
 	}
 	if id <= c.lastID {
 		if c.recentlyClosed(id) {
@@ -501,7 +501,7 @@ func (c *conn) onHeaders(f *http2.MetaHeadersFrame) *http2.ErrCode {
 
 // endRequest queues the last item of a request (trailers or the last
 // DATA), checking the declared content-length. c.mu held.
-func (c *conn) endRequest(s *stream, o out) *http2.ErrCode {
+func (c *conn) endRequest(s *stream, trailers []hpack.HeaderField, data []byte) *http2.ErrCode {
 	if s.contentLength >= 0 && s.upBytes != s.contentLength {
 		c.reset(s, true, http2.ErrCodeProtocol)
 		return nil
@@ -511,8 +511,11 @@ func (c *conn) endRequest(s *stream, o out) *http2.ErrCode {
 		c.maybeRemove(s)
 		return nil
 	}
-	o.end = true
-	s.up.q = append(s.up.q, o)
+	if trailers != nil {
+		s.up.q = append(s.up.q, out{kind: kHeaders, fields: trailers, end: true})
+	} else {
+		s.up.appendData(data, true)
+	}
 	s.link.side.schedule(s)
 	return nil
 }
@@ -554,20 +557,15 @@ func (c *conn) onData(f *http2.DataFrame) *http2.ErrCode {
 		c.reset(s, true, http2.ErrCodeProtocol)
 		return nil
 	}
-	var o out
 	if s.up.discard {
 		c.creditStream(s, int32(len(data)))
-	} else if len(data) > 0 || f.StreamEnded() {
-		o = out{kind: kData}
-		if len(data) > 0 {
-			o.data, o.buf = chunk(data)
-		}
+		data = nil
 	}
 	if f.StreamEnded() {
-		return c.endRequest(s, o)
+		return c.endRequest(s, nil, data)
 	}
-	if o.kind == kData && len(o.data) > 0 {
-		s.up.q = append(s.up.q, o)
+	if len(data) > 0 {
+		s.up.appendData(data, false)
 		s.link.side.schedule(s)
 	}
 	return nil

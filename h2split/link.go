@@ -311,11 +311,7 @@ func (l *link) handle(f http2.Frame) error {
 		if s.down.discard {
 			l.credit(s, int32(len(data)))
 		} else if len(data) > 0 || f.StreamEnded() {
-			o := out{kind: kData, end: f.StreamEnded()}
-			if len(data) > 0 {
-				o.data, o.buf = chunk(data)
-			}
-			s.down.q = append(s.down.q, o)
+			s.down.appendData(data, f.StreamEnded())
 			c.client.schedule(s)
 		}
 		l.maybeRemove(s)

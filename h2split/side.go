@@ -267,6 +267,28 @@ func (w *side) collectStream(s *stream, h *half, batch []out, budget int) ([]out
 	return batch, budget, false
 }
 
+// appendData queues p (copied) as DATA, with END_STREAM if end. Data
+// follows the last queued DATA in the same item while that stays within a
+// frame: frame boundaries mean nothing in HTTP/2, and a stream of small
+// messages then costs one item, and one frame out, per 16 KiB. Appending
+// is safe while the writer writes an earlier piece of the same item: the
+// piece ends where the item's data began. c.mu held.
+func (h *half) appendData(p []byte, end bool) {
+	if n := len(h.q); n > 0 {
+		last := &h.q[n-1]
+		if last.kind == kData && !last.end && len(last.data)+len(p) <= defaultFrameSize {
+			last.data = append(last.data, p...)
+			last.end = end
+			return
+		}
+	}
+	o := out{kind: kData, end: end}
+	if len(p) > 0 {
+		o.data, o.buf = chunk(p)
+	}
+	h.q = append(h.q, o)
+}
+
 func (h *half) pop() {
 	h.q[0] = out{}
 	h.q = h.q[1:]
