@@ -351,3 +351,30 @@ func TestIdleTimeout(t *testing.T) {
 	require.NoError(t, st.RecvMsg(&m))
 	require.NoError(t, st.CloseSend())
 }
+
+// A backend Listener nobody serves: its streams are refused after
+// acceptTimeout rather than left hanging.
+func TestBackendNeverAccepts(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	defer func(d time.Duration) { acceptTimeout = d }(acceptTimeout)
+	acceptTimeout = 100 * time.Millisecond
+	s := New(Config{})
+	s.Listener(GRPC) // asked for, never served
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	served := make(chan struct{})
+	go func() { s.Serve(l); close(served) }() //nolint:errcheck
+	defer func() { s.Close(); <-served }()
+	e := &env{addr: l.Addr().String(), split: s}
+	cc := e.h2Conn(t)
+	start := time.Now()
+	_, _, err = grpcOverH2(cc, e.addr, unaryMethod, bytes.NewReader(grpcFrame([]byte("x"))))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "REFUSED_STREAM")
+	assert.Less(t, time.Since(start), 5*time.Second)
+	// Other: never asked for, refused at once.
+	req, _ := http.NewRequest("GET", "http://"+e.addr+"/", nil)
+	_, err = cc.RoundTrip(req)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "REFUSED_STREAM")
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
@@ -28,6 +29,7 @@ type link struct {
 	credit_        int32
 	waiting        []*stream // streams held back by the backend's stream limit
 	peerMaxStreams uint32    // the backend's SETTINGS_MAX_CONCURRENT_STREAMS
+	accepted       bool      // the backend server accepted the connection
 	draining       bool      // GOAWAY received: no new streams
 	goAwayID       uint32
 	dead           bool
@@ -118,7 +120,7 @@ func (l *link) fail(err error) {
 				continue
 			}
 			code := http2.ErrCodeInternal
-			if s.bid == 0 || (l.draining && s.bid > l.goAwayID) {
+			if !l.accepted || s.bid == 0 || (l.draining && s.bid > l.goAwayID) {
 				code = http2.ErrCodeRefusedStream
 			}
 			c.reset(s, true, code)
@@ -220,19 +222,34 @@ func (l *link) creditConn(n int32) {
 	}
 }
 
-var errBackend = errors.New("h2split: backend protocol error")
+var (
+	errBackend     = errors.New("h2split: backend protocol error")
+	errNotAccepted = errors.New("h2split: backend did not accept its connection in time")
+)
+
+// acceptTimeout bounds the wait for a backend server to Accept a backend
+// connection (a Listener nobody serves): its streams are refused then.
+var acceptTimeout = 10 * time.Second
 
 // readLoop hands the backend's end to its listener, then reads what the
 // backend sends.
 func (l *link) readLoop(bl *listener) error {
+	timer := time.NewTimer(acceptTimeout)
 	select {
 	case bl.ch <- l.peer:
+		timer.Stop()
+		l.c.mu.Lock()
+		l.accepted = true
+		l.c.mu.Unlock()
 	case <-bl.done:
 		l.peer.Close()
 		return ErrClosed
 	case <-l.done:
 		l.peer.Close()
 		return ErrClosed
+	case <-timer.C:
+		l.peer.Close()
+		return errNotAccepted
 	}
 	r := bufio.NewReaderSize(l.nc, 16<<10)
 	fr := http2.NewFramer(nil, r)
