@@ -82,7 +82,9 @@
 //	                             refused to the client, so it retries them
 //	backend connection lost      unanswered streams reset to the client
 //	                             (REFUSED_STREAM if never sent, else
-//	                             INTERNAL_ERROR)
+//	                             INTERNAL_ERROR); a backend connection not
+//	                             accepted within 10 s counts as lost, its
+//	                             streams refused
 //	client GOAWAY, or Shutdown   no new streams; the connection closes when
 //	                             its last stream closes
 //	protocol error by the client GOAWAY with the error, half-close, drain
