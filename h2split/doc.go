@@ -72,6 +72,10 @@
 //	                             (REFUSED_STREAM) if over MAX_CONCURRENT_
 //	                             STREAMS, going away, or backend unavailable
 //	client DATA / trailers       check windows and content-length, queue up
+//	                             (small DATA merges into the queued item)
+//	backend at its MAX_CONCURRENT_STREAMS
+//	                             new streams' HEADERS wait, in order, until
+//	                             one of its streams closes
 //	client RST_STREAM            drop both queues, RST_STREAM CANCEL to the
 //	                             backend if its stream was opened
 //	backend HEADERS/DATA         queue down
