@@ -1,0 +1,198 @@
+package cmuxgrpc
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cmux-go/cmux"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// The server's CPU time per new connection that makes one call and
+// closes, over loopback TCP, with the clients in a child process (this
+// test binary, run again): bare servers on their own listeners against the
+// same servers behind a mux that has a gRPC, an HTTP/1 and a catch-all
+// listener, as a typical program registers them.
+//
+//	go -C cmuxgrpc test -run '^$' -bench NewConnCPU -benchtime 1x -count 6 .
+//
+// reports server-cpu-ns/conn (user + system, getrusage of this process,
+// which serves and does nothing else meanwhile).
+
+const cpuClientsEnv = "CMUXGRPC_CPU_CLIENTS"
+
+func BenchmarkNewConnCPU(b *testing.B) {
+	const conns = 2000
+	for _, proto := range []string{"http1", "grpc"} {
+		for _, setup := range []string{"bare", "mux", "mux+Listener"} {
+			if proto == "http1" && setup == "mux+Listener" {
+				continue
+			}
+			b.Run(proto+"/"+setup, func(b *testing.B) {
+				var perConn float64
+				for range b.N {
+					perConn = newConnCPU(b, proto, setup, conns)
+				}
+				b.ReportMetric(perConn, "server-cpu-ns/conn")
+			})
+		}
+	}
+}
+
+func newConnCPU(b *testing.B, proto, setup string, conns int) float64 {
+	root, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})}
+	var stop func()
+	switch setup {
+	case "bare":
+		if proto == "grpc" {
+			go gs.Serve(root)
+		} else {
+			go hs.Serve(root)
+		}
+		stop = func() {}
+	default:
+		m := cmux.New(root)
+		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+		httpL := m.Match(cmux.HTTP1Fast())
+		otherL := m.Match(cmux.Any())
+		if setup == "mux+Listener" {
+			grpcL = Listener(grpcL)
+		}
+		go gs.Serve(grpcL)
+		go hs.Serve(httpL)
+		go func() {
+			for {
+				c, err := otherL.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		go m.Serve()
+		stop = m.Close
+	}
+	defer func() {
+		gs.Stop()
+		hs.Close()
+		stop()
+	}()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCPUClients$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", cpuClientsEnv, proto, root.Addr(), conns))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close()
+	sc := bufio.NewScanner(stdout)
+	// The child warms up with a few connections, says GO, waits for a
+	// line, runs, and says DONE.
+	expect := func(what string) {
+		for sc.Scan() {
+			if sc.Text() == what {
+				return
+			}
+		}
+		b.Fatalf("the clients did not say %s", what)
+	}
+	expect("GO")
+	before := cpuNow()
+	fmt.Fprintln(stdin, "run")
+	expect("DONE")
+	time.Sleep(50 * time.Millisecond) // the last closes
+	return float64(cpuNow()-before) / float64(conns)
+}
+
+func cpuNow() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// TestCPUClients is the child process of BenchmarkNewConnCPU.
+func TestCPUClients(t *testing.T) {
+	spec := os.Getenv(cpuClientsEnv)
+	if spec == "" {
+		t.Skip("run by BenchmarkNewConnCPU")
+	}
+	var proto, addr, n string
+	if _, err := fmt.Sscan(spec, &proto, &addr, &n); err != nil {
+		t.Fatal(err)
+	}
+	conns, err := strconv.Atoi(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if proto == "grpc" {
+			cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				return err
+			}
+			defer cc.Close()
+			_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err
+		}
+		tr := &http.Transport{DisableKeepAlives: true}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return err
+	}
+	for range 50 {
+		if err := one(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Println("GO")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	for range conns {
+		if err := one(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fmt.Println("DONE")
+	io.Copy(io.Discard, os.Stdin)
+}
