@@ -575,7 +575,7 @@ func (m *cMux) untrack(c *MuxConn) bool {
 	m.inflight = m.inflight[:last]
 	c.slot = 0
 	if m.perSource != nil {
-		if src, ok := sourceOf(c.Conn); ok {
+		if src, ok := sourceOf(c.acceptedConn()); ok {
 			if m.perSource[src]--; m.perSource[src] <= 0 {
 				delete(m.perSource, src)
 			}
@@ -596,6 +596,19 @@ func sourceOf(c net.Conn) (netip.Addr, bool) {
 		ap, err := netip.ParseAddrPort(a.String())
 		return ap.Addr().Unmap(), err == nil
 	}
+}
+
+// acceptedConn returns the connection the root listener accepted for c,
+// whose address track counted c under: c.Conn, or the raw connection
+// under the TLS connection the mux terminated, which reports the client's
+// address of a PROXY header instead. c's goroutine owns c.
+func (c *MuxConn) acceptedConn() net.Conn {
+	if tc := c.terminatedTLS(); tc != nil {
+		if raw, ok := tc.NetConn().(*termConn); ok {
+			return raw.Conn
+		}
+	}
+	return c.Conn
 }
 
 // newConn returns the mux's wrapper of a connection about to be matched.

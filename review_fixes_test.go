@@ -1,10 +1,15 @@
 package cmux
 
 import (
+	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/cmux-go/cmux/internal/testcheck"
 )
 
 // TestSilentPastMatchingDeadline: Silent whose wait outlasts the matching
@@ -98,6 +103,42 @@ func TestWrappedSocketReadThroughItsRead(t *testing.T) {
 		want := "GET / HTTP/1.1\r\nSSH-2.0-x\r\n"
 		if got := readN(t, sc, len(want)); got != want {
 			t.Errorf("silent=%v: server read %q, want %q", silent, got, want)
+		}
+		c.Close()
+	}
+}
+
+// TestMaxMatchingPerSourceTerminateTLSProxyHeader: with the PROXY protocol
+// and TerminateTLS, a connection counts against MaxMatchingPerSource under
+// the address it came from (the proxy's) until its matching ends, and no
+// longer: the delivered *tls.Conn reports the header's client address,
+// which must not be what the count is taken back from. Connections from
+// one proxy, one after another, are all delivered.
+func TestMaxMatchingPerSourceTerminateTLSProxyHeader(t *testing.T) {
+	defer testcheck.CheckLeaks(t)
+	p := newTermPKI(t)
+	root := listenLoopback(t)
+	m := NewWithOptions(root, TerminateTLS(p.serverConfig()), MaxMatchingPerSource(2),
+		ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
+	errs := errorChan(m, 10)
+	ch := acceptChan(t, m.Match(NegotiatedProtocol("h2")))
+	serveMux(t, m, root)
+
+	for i := range 4 {
+		raw := dialTCP(t, root.Addr().String())
+		_, err := fmt.Fprintf(raw, "PROXY TCP4 192.0.2.%d 198.51.100.1 40000 443\r\n", i+1)
+		require.NoError(t, err)
+		c := tls.Client(raw, p.clientConfig("h2"))
+		done := make(chan error, 1)
+		go func() { done <- c.Handshake() }()
+		select {
+		case sc := <-ch:
+			require.NoError(t, <-done)
+			sc.Close()
+		case err := <-errs:
+			t.Fatalf("connection %d: %v", i, err)
+		case <-time.After(waitFor):
+			t.Fatalf("connection %d not delivered", i)
 		}
 		c.Close()
 	}
