@@ -20,27 +20,19 @@ import (
 //
 // RemoteAddrIn reads nothing from the connection. It matches only the
 // connections of a mux: called on another io.Reader it returns false.
-//
-//go:noinline
-func RemoteAddrIn(prefixes ...netip.Prefix) Matcher {
-	ps := normPrefixes(prefixes)
-	return func(r io.Reader) bool {
-		s, ok := r.(*sniffer)
-		if !ok || s.conn == nil {
-			return false
-		}
-		s.builtin = true
-		return addrIn(s.conn.RemoteAddr(), ps)
-	}
-}
+func RemoteAddrIn(prefixes ...netip.Prefix) Matcher { return addrMatcher(prefixes, false) }
 
 // LocalAddrIn matches a connection whose local address is in one of
 // prefixes: with the PROXY protocol, the destination address the header
 // carried (the address the client connected to on the proxy), otherwise
 // the address of the connection's local end. It is otherwise RemoteAddrIn.
+func LocalAddrIn(prefixes ...netip.Prefix) Matcher { return addrMatcher(prefixes, true) }
+
+// addrMatcher is RemoteAddrIn, or with local LocalAddrIn. It is not
+// inlined, so that builtinCode knows its closure.
 //
 //go:noinline
-func LocalAddrIn(prefixes ...netip.Prefix) Matcher {
+func addrMatcher(prefixes []netip.Prefix, local bool) Matcher {
 	ps := normPrefixes(prefixes)
 	return func(r io.Reader) bool {
 		s, ok := r.(*sniffer)
@@ -48,7 +40,10 @@ func LocalAddrIn(prefixes ...netip.Prefix) Matcher {
 			return false
 		}
 		s.builtin = true
-		return addrIn(s.conn.LocalAddr(), ps)
+		if local {
+			return addrIn(s.conn.LocalAddr(), ps)
+		}
+		return addrIn(s.conn.RemoteAddr(), ps)
 	}
 }
 

@@ -75,18 +75,12 @@ func ProxyProtocol(cfg ProxyConfig) Option {
 }
 
 func newProxyConfig(cfg ProxyConfig) *proxyConfig {
-	pc := &proxyConfig{required: cfg.Required, pass: cfg.PassUntrusted, policies: newPolicies(cfg.Policies)}
-	for _, p := range cfg.Trusted {
-		if !p.IsValid() {
-			continue
-		}
-		// An IPv4-mapped prefix means its IPv4 addresses.
-		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
-			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
-		}
-		pc.trusted = append(pc.trusted, p.Masked())
+	return &proxyConfig{
+		trusted:  normPrefixes(cfg.Trusted),
+		required: cfg.Required,
+		pass:     cfg.PassUntrusted,
+		policies: newPolicies(cfg.Policies),
 	}
-	return pc
 }
 
 type proxyConfig struct {
@@ -237,22 +231,5 @@ func proxyInfo(h *proxyhdr.Header) *ProxyInfo {
 
 // trusts reports whether the remote address a is in a trusted network.
 func (pc *proxyConfig) trusts(a net.Addr) bool {
-	var ip netip.Addr
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.UDPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	case *net.IPAddr:
-		ip, _ = netip.AddrFromSlice(a.IP)
-	default:
-		return false
-	}
-	ip = ip.Unmap()
-	for _, p := range pc.trusted {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return addrIn(a, pc.trusted)
 }

@@ -143,3 +143,19 @@ func TestMaxMatchingPerSourceTerminateTLSProxyHeader(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestProxyTrustedLikePolicies: Trusted and Policies read a remote address
+// alike, so a net.Addr of a program's own type whose String is an IP
+// address and port is judged by its IP address in both; before, Trusted
+// took only the net package's types and refused it, where a policy for the
+// same network accepted it.
+func TestProxyTrustedLikePolicies(t *testing.T) {
+	pc := newProxyConfig(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	assert.True(t, pc.trusts(strAddr("10.1.2.3:4000")))
+	assert.True(t, pc.trusts(&net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3"), Port: 1}))
+	assert.False(t, pc.trusts(strAddr("/run/x.sock")))
+	assert.False(t, pc.trusts(&net.UnixAddr{Name: "/run/x.sock", Net: "unix"}))
+	pol := newProxyConfig(ProxyConfig{Policies: []ProxySourcePolicy{{Source: netip.MustParsePrefix("10.0.0.0/8"), Header: ProxyOptional}}})
+	trusted, _ := pol.rule(strAddr("10.1.2.3:4000"))
+	assert.True(t, trusted)
+}
