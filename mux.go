@@ -123,24 +123,14 @@ func newMux(l net.Listener, cfg *config) *cMux {
 
 func (m *cMux) Match(matchers ...Matcher) net.Listener {
 	ws := make([]MatchWriter, len(matchers))
-	kinds := make([]atomic.Uint32, len(matchers))
 	for i, mt := range matchers {
 		ws[i] = func(_ io.Writer, r io.Reader) bool { return mt(r) }
-		if mt != nil {
-			kinds[i].Store(initialKind(mt))
-		}
 	}
-	return m.register(ws, kinds)
+	return m.register(ws, initialKinds(matchers))
 }
 
 func (m *cMux) MatchWithWriters(matchers ...MatchWriter) net.Listener {
-	kinds := make([]atomic.Uint32, len(matchers))
-	for i, mt := range matchers {
-		if mt != nil {
-			kinds[i].Store(initialKind(mt))
-		}
-	}
-	return m.register(matchers, kinds)
+	return m.register(matchers, initialKinds(matchers))
 }
 
 // register adds a listener with matchers, of which the mux knows kinds.
@@ -586,17 +576,7 @@ func (m *cMux) untrack(c *MuxConn) bool {
 }
 
 // sourceOf returns the IP address c comes from.
-func sourceOf(c net.Conn) (netip.Addr, bool) {
-	switch a := c.RemoteAddr().(type) {
-	case *net.TCPAddr:
-		return a.AddrPort().Addr().Unmap(), true
-	case nil:
-		return netip.Addr{}, false
-	default:
-		ap, err := netip.ParseAddrPort(a.String())
-		return ap.Addr().Unmap(), err == nil
-	}
-}
+func sourceOf(c net.Conn) (netip.Addr, bool) { return ipOf(c.RemoteAddr()) }
 
 // acceptedConn returns the connection the root listener accepted for c,
 // whose address track counted c under: c.Conn, or the raw connection
@@ -772,6 +752,15 @@ func initialKind(fn any) uint32 {
 		return kindBuiltin
 	}
 	return kindUnknown
+}
+
+// initialKinds is initialKind of each of fns.
+func initialKinds[F Matcher | MatchWriter](fns []F) []atomic.Uint32 {
+	kinds := make([]atomic.Uint32, len(fns))
+	for i, fn := range fns {
+		kinds[i].Store(initialKind(fn))
+	}
+	return kinds
 }
 
 func kindOf(builtin bool) uint32 {
