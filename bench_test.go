@@ -88,47 +88,7 @@ func (l *memListener) Addr() net.Addr { return memAddr{} }
 // up by setup, which returns the listener they must reach.
 func benchMux(b *testing.B, flight []byte, setup func(m CMux) net.Listener, opts ...Option) {
 	b.Helper()
-	root := newMemListener()
-	m := NewWithOptions(root, opts...)
-	want := setup(m)
-	// Drain the other listeners.
-	for _, l := range *m.(*cMux).lst.Load() {
-		if l != want {
-			go func() {
-				for {
-					if _, err := l.Accept(); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}
-	done := make(chan error, 1)
-	go func() { done <- m.Serve() }()
-	defer func() {
-		m.Close()
-		root.Close()
-		<-done
-	}()
-
-	conns := make([]memConn, 64)
-	rbuf := make([]byte, 64<<10)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(flight)))
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c := &conns[i%len(conns)]
-		c.flight, c.off = flight, 0
-		root.connc <- c
-		got, err := want.Accept()
-		if err != nil {
-			b.Fatal(err)
-		}
-		// Read what the server would read, which returns the buffer.
-		if n, err := io.ReadFull(got, rbuf[:len(flight)]); err != nil || !bytes.Equal(rbuf[:n], flight) {
-			b.Fatalf("read %q, %v", rbuf[:n], err)
-		}
-	}
+	benchMuxProxied(b, nil, flight, setup, opts...)
 }
 
 // benchMatch measures the mux's own work for a connection, without the
@@ -434,12 +394,26 @@ func BenchmarkConnProxy(b *testing.B) {
 	}
 }
 
-// benchMuxProxied is benchMux for connections that send hdr, a PROXY
-// header the mux consumes, then flight.
+// benchMuxProxied measures connections that send hdr, a PROXY header the
+// mux consumes (or nothing), then flight, through a mux set up by setup,
+// which returns the listener they must reach; the server reads flight.
 func benchMuxProxied(b *testing.B, hdr, flight []byte, setup func(m CMux) net.Listener, opts ...Option) {
+	b.Helper()
 	root := newMemListener()
 	m := NewWithOptions(root, opts...)
 	want := setup(m)
+	// Drain the other listeners.
+	for _, l := range *m.(*cMux).lst.Load() {
+		if l != want {
+			go func() {
+				for {
+					if _, err := l.Accept(); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- m.Serve() }()
 	defer func() {
@@ -447,6 +421,7 @@ func benchMuxProxied(b *testing.B, hdr, flight []byte, setup func(m CMux) net.Li
 		root.Close()
 		<-done
 	}()
+
 	in := append(append([]byte(nil), hdr...), flight...)
 	conns := make([]memConn, 64)
 	rbuf := make([]byte, len(flight))
@@ -461,6 +436,7 @@ func benchMuxProxied(b *testing.B, hdr, flight []byte, setup func(m CMux) net.Li
 		if err != nil {
 			b.Fatal(err)
 		}
+		// Read what the server would read, which returns the buffer.
 		if n, err := io.ReadFull(got, rbuf); err != nil || !bytes.Equal(rbuf[:n], flight) {
 			b.Fatalf("read %q, %v", rbuf[:n], err)
 		}
