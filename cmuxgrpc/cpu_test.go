@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -99,37 +98,14 @@ func newConnCPU(b *testing.B, proto, setup string, conns int) float64 {
 		stop()
 	}()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCPUClients$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", cpuClientsEnv, proto, root.Addr(), conns))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	sc := bufio.NewScanner(stdout)
+	child := startChild(b, "TestCPUClients", fmt.Sprintf("%s=%s %s %d", cpuClientsEnv, proto, root.Addr(), conns))
+	defer child.stop()
 	// The child warms up with a few connections, says GO, waits for a
 	// line, runs, and says DONE.
-	expect := func(what string) {
-		for sc.Scan() {
-			if sc.Text() == what {
-				return
-			}
-		}
-		b.Fatalf("the clients did not say %s", what)
-	}
-	expect("GO")
+	child.expect("GO")
 	before := cpuNow()
-	fmt.Fprintln(stdin, "run")
-	expect("DONE")
+	fmt.Fprintln(child.stdin, "run")
+	child.expect("DONE")
 	time.Sleep(50 * time.Millisecond) // the last closes
 	return float64(cpuNow()-before) / float64(conns)
 }

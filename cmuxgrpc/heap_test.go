@@ -83,8 +83,29 @@ func idleHeap(b *testing.B, conns int, serve func(*grpc.Server, net.Listener) fu
 	}()
 	before := liveHeap()
 
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHeapClients$")
-	cmd.Env = append(os.Environ(), clientsEnv+"="+root.Addr().String()+" "+strconv.Itoa(conns))
+	child := startChild(b, "TestHeapClients", clientsEnv+"="+root.Addr().String()+" "+strconv.Itoa(conns))
+	defer child.stop()
+	child.expect("READY")
+	time.Sleep(200 * time.Millisecond) // let every server goroutine go idle
+	return float64(liveHeap()-before) / float64(conns)
+}
+
+// child is this test binary run again as a client process: it is told what
+// to do through an environment variable and its stdin, and says where it
+// is with lines on its stdout.
+type child struct {
+	b     *testing.B
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+// startChild runs the test test of this binary in a child process with
+// env (NAME=value) added to its environment.
+func startChild(b *testing.B, test, env string) *child {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -93,25 +114,26 @@ func idleHeap(b *testing.B, conns int, serve func(*grpc.Server, net.Listener) fu
 	if err != nil {
 		b.Fatal(err)
 	}
-	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer cmd.Wait()
-	defer stdin.Close()
-	sc := bufio.NewScanner(stdout)
-	ready := false
-	for sc.Scan() {
-		if sc.Text() == "READY" {
-			ready = true
-			break
+	return &child{b: b, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+}
+
+// expect waits for the child to print the line what.
+func (c *child) expect(what string) {
+	for c.lines.Scan() {
+		if c.lines.Text() == what {
+			return
 		}
 	}
-	if !ready {
-		b.Fatal("the clients did not get ready")
-	}
-	time.Sleep(200 * time.Millisecond) // let every server goroutine go idle
-	return float64(liveHeap()-before) / float64(conns)
+	c.b.Fatalf("the child process did not say %s", what)
+}
+
+// stop closes the child's stdin, which ends it, and waits for it.
+func (c *child) stop() {
+	c.stdin.Close()
+	c.cmd.Wait()
 }
 
 func liveHeap() int64 {
