@@ -100,10 +100,15 @@ type sniffer struct {
 	// matches it again from the first byte with what was read.
 	now     *nowReader
 	nowSock bool // the connection is a socket readNow can read
+	// spare is set while the accept loop owns the sniffer, from its
+	// matching until the connection leaves it with the sniffer: free
+	// then leaves the sniffer in *spare, the accept loop's, rather than
+	// in the pool. Whoever hands the sniffer to another goroutine clears
+	// spare first.
+	spare **sniffer
+	// blocked is set, while the accept loop matches, by a read that would
+	// wait: later reads block without trying again.
 	blocked bool
-	// dry is set while the accept loop matches a socket that had nothing
-	// to read: reads block without trying again.
-	dry bool
 	// deferred is set with blocked when the accept loop stops for a
 	// matcher that must run on a worker, or for a write, rather than for
 	// bytes.
@@ -153,8 +158,12 @@ func (bp *bufferPools) newSniffer(c *MuxConn, max int) *sniffer {
 // free returns the buffers and s to their pools.
 func (s *sniffer) free() {
 	s.release()
-	pools := s.pools
+	pools, spare := s.pools, s.spare
 	*s = sniffer{}
+	if spare != nil && *spare == nil {
+		*spare = s
+		return
+	}
 	if pools != nil {
 		pools.sniffers.Put(s)
 	}
@@ -225,13 +234,13 @@ func (s *sniffer) fill(n int) error {
 			return ErrSniffLimit
 		}
 		if s.now != nil {
-			if s.blocked || s.dry || !s.fillNow() {
+			if s.blocked || !s.fillNow() {
 				s.blocked = true
 				return errWouldBlock
 			}
 			continue
 		}
-		if s.bufp == nil {
+		if len(s.buf) == 0 {
 			// No buffer before the first byte is there: wait for it on
 			// a socket; read it into first on anything else.
 			if !isSocket(s.conn.Conn) {
@@ -252,11 +261,14 @@ func (s *sniffer) fill(n int) error {
 }
 
 // took takes the result of a read of the connection into s.conn.first,
-// the first read of a connection that is not a socket.
+// the first read of a connection that is not a socket. The bytes stay
+// there, and s.buf is a slice of s.conn.first, until a matcher wants more:
+// grow then moves them to a pooled buffer. A matcher that decides on them
+// (a prefix, an HTTP/1 method) costs no buffer, and the delivered
+// connection replays them from first.
 func (s *sniffer) took(m int, err error) {
 	if m > 0 {
-		s.grow()
-		s.buf = append(s.buf, s.conn.first[:m]...)
+		s.buf = s.conn.first[:m]
 	}
 	s.err = s.guard.Check(m, err)
 }
@@ -290,8 +302,9 @@ func (s *sniffer) fillNow() bool {
 // there is a next class.
 func (s *sniffer) grow() {
 	if s.bufp == nil {
+		// s.buf is empty or in s.conn.first (see took).
 		s.bufp, s.class = s.pools.get(0), 0
-		s.buf = (*s.bufp)[:0]
+		s.buf = (*s.bufp)[:copy(*s.bufp, s.buf)]
 		return
 	}
 	nb := s.pools.get(s.class + 1)
@@ -304,8 +317,9 @@ func (s *sniffer) grow() {
 
 // releaseOld returns the buffers outgrown while matching to their pools.
 func (s *sniffer) releaseOld() {
-	for i, b := range s.old {
-		if b != nil {
+	// Only the classes below the current one can have been outgrown.
+	for i := range s.old[:s.class] {
+		if b := s.old[i]; b != nil {
 			s.pools.put(i, b)
 			s.old[i] = nil
 		}
@@ -318,8 +332,9 @@ func (s *sniffer) release() {
 	s.releaseOld()
 	if s.bufp != nil {
 		s.pools.put(s.class, s.bufp)
-		s.bufp, s.buf = nil, nil
+		s.bufp = nil
 	}
+	s.buf = nil
 }
 
 // asPeeker returns the peek.Peeker behind r: the mux's own sniffer, or for

@@ -47,11 +47,12 @@ type MuxConn struct {
 	// TLS connection the mux terminated; nil if none.
 	ext *connExt
 
+	replay []byte // sniffed bytes not yet read, under rmu
+
 	// direct is set once reads need nothing but the underlying connection:
 	// the replay buffer is drained and no HTTP/2 fix-up is pending.
 	direct atomic.Bool
 	rmu    sync.Mutex // guards replay and h2.ack
-	replay []byte     // sniffed bytes not yet read
 
 	// wdirect is set while writes need nothing but the underlying conn.
 	wdirect atomic.Bool
@@ -69,15 +70,18 @@ type MuxConn struct {
 	// These are here, not in the sniffer, because a connection that has
 	// sent nothing waits for its first bytes without a sniffer.
 	slot     int32
-	expired  bool
 	deadline int64
 	// For Hooks only: hookAt (Unix nanoseconds) is when the mux accepted
 	// c, and once it matched (queued), when it queued c.
-	queued bool
-	hookAt int64
+	hookAt  int64
+	expired bool
+	queued  bool
 	// first takes the first read of a connection that is not a socket, so
-	// that one silent while it is matched holds no sniff buffer.
-	first [16]byte
+	// that one silent while it is matched holds no sniff buffer, and one
+	// whose matchers decide on its first bytes (an HTTP/2 preface is 24)
+	// needs none at all (see sniffer.took). Its length fills the struct
+	// up to its allocation size class (TestMuxConnSize).
+	first [30]byte
 }
 
 // h2Done is called once by each direction of a delivered connection whose
@@ -166,6 +170,8 @@ func (c *MuxConn) endMatching(delivered bool) {
 	if len(c.replay) == 0 {
 		c.replay = nil
 		c.dropSniffer()
+	} else {
+		c.sniff.spare = nil // the server's goroutine frees it
 	}
 	if c.wroteSettings() {
 		c.h2.ack.Start(c.h2.ackNotBefore)

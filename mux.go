@@ -368,6 +368,11 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 	defer close(done)
 	var delay time.Duration
 	var now nowReader
+	// spare is a sniffer that a connection matched here left behind
+	// (delivered with nothing read, waiting for its first bytes, or
+	// dropped), for the next connection, which spares the pool a round
+	// trip. Only this goroutine touches it (see sniffer.spare).
+	var spare *sniffer
 	for {
 		if m.sem != nil {
 			if err := m.acquire(); err != nil {
@@ -403,13 +408,13 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			continue
 		}
 		delay = 0
-		mc := m.newConn(c)
+		mc := m.newConnSpare(c, &spare)
 		if m.obs != nil {
 			m.hookAccepted(mc)
 		}
 		switch m.track(mc) {
 		case tracked:
-			if !m.matchNow(mc, &now) {
+			if !m.matchNow(mc, &now, &spare) {
 				m.dispatch(mc)
 			}
 		case overSource:
@@ -598,6 +603,21 @@ func (m *cMux) newConn(c net.Conn) *MuxConn {
 	return mc
 }
 
+// newConnSpare is newConn on the accept loop: it takes *spare, if there is
+// one, instead of a sniffer from the pool.
+func (m *cMux) newConnSpare(c net.Conn, spare **sniffer) *MuxConn {
+	s := *spare
+	if s == nil {
+		return m.newConn(c)
+	}
+	*spare = nil
+	mc := &MuxConn{Conn: c}
+	s.init(mc, m.pools, m.maxSniff)
+	s.mux = m
+	mc.sniff = s
+	return mc
+}
+
 // testHookIdleWait, if set, is called when a worker waits for the first
 // bytes of a connection without a sniffer.
 var testHookIdleWait func()
@@ -650,22 +670,19 @@ func (m *cMux) serveConn(c *MuxConn) {
 // need none, and delivers or drops it. It reports false, having read
 // nothing it will not replay, if some matcher would have to wait or write:
 // then a worker matches c.
-func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
+func (m *cMux) matchNow(c *MuxConn, now *nowReader, spare **sniffer) bool {
 	if m.proxy != nil || m.terminateCfg != nil {
 		return false
 	}
 	s := c.sniff
 	s.now = now
-	if s.nowSock = isSocket(c.Conn); s.nowSock {
-		// One read of what is there. If that is nothing, the matchers
-		// run all the same, so that one that needs no bytes decides now,
-		// but none reads again.
-		if _ = s.fill(1); s.blocked && len(s.buf) == 0 && s.err == nil {
-			s.blocked, s.dry = false, true
-		}
-	}
+	s.spare = spare
+	// A socket is read, without waiting, only when a matcher first asks
+	// for bytes: a matcher that needs none (Any, RemoteAddrIn) decides
+	// without a read, leaving the bytes in the socket for the server.
+	s.nowSock = isSocket(c.Conn)
 	l, err := m.match(c)
-	s.now, s.dry = nil, false
+	s.now = nil
 	if s.blocked {
 		// The first matcher, a function of the bytes alone, asked for a
 		// first byte: until one is there, matching can only wait, and
@@ -677,6 +694,8 @@ func (m *cMux) matchNow(c *MuxConn, now *nowReader) bool {
 		c.forgetParses()
 		if idle {
 			c.dropSniffer()
+		} else {
+			s.spare = nil // the sniffer goes to a worker with c
 		}
 		return false
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cmux-go/cmux/internal/wiretest"
 )
@@ -140,7 +143,15 @@ backend be
 		tr := &http.Transport{
 			TLSClientConfig: clientTLS(pki.Roots),
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, network, via)
+				// haproxy may enable this frontend a moment after
+				// fe_ready, which ppRunHAProxy waited for.
+				for try := 0; ; try++ {
+					c, err := (&net.Dialer{}).DialContext(ctx, network, via)
+					if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || try == 50 {
+						return c, err
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
 			},
 			DisableKeepAlives: true,
 		}

@@ -185,3 +185,49 @@ func TestCloseWithDeafListener(t *testing.T) {
 		t.Fatal("Serve did not return after Close")
 	}
 }
+
+// gatedListener's Accept returns a connection only once gate is closed.
+type gatedListener struct {
+	net.Listener
+	gate <-chan struct{}
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		<-l.gate
+	}
+	return c, err
+}
+
+// A matcher that needs no bytes decides without the mux reading the
+// socket, even when the first flight is there already: as with v0.1.5, the
+// embedded Conn of what Any delivers reads every byte the client sent.
+// (The accept loop used to read what was there before running Any.)
+func TestAnyLeavesSocketUnread(t *testing.T) {
+	checkLeaks(t)
+	root := listenLoopback(t)
+	written := make(chan struct{})
+	m := New(gatedListener{root, written})
+	l := m.Match(Any())
+	serveMux(t, m, root)
+
+	client := dialTCP(t, root.Addr().String())
+	_, err := client.Write([]byte("hello"))
+	require.NoError(t, err)
+	// On loopback the bytes are in the server's socket when Write
+	// returns; give a slow kernel a moment all the same.
+	time.Sleep(20 * time.Millisecond)
+	close(written)
+
+	c, err := l.Accept()
+	require.NoError(t, err)
+	defer c.Close()
+	mc, ok := c.(*MuxConn)
+	require.True(t, ok, "delivered a %T", c)
+	require.NoError(t, mc.Conn.SetReadDeadline(time.Now().Add(2*time.Second)))
+	buf := make([]byte, 16)
+	n, err := mc.Conn.Read(buf)
+	require.NoError(t, err, "the mux read the bytes")
+	assert.Equal(t, "hello", string(buf[:n]))
+}

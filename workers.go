@@ -13,20 +13,27 @@ import (
 // goroutine's stack on the deeper matchers (HTTP/2 header blocks, TLS
 // ClientHellos, HTTP/1 headers).
 //
-// A cleaner goroutine runs while some worker is idle: every workerIdle/2 it
-// stops the workers idle for workerIdle or more, so that nothing the mux
-// started outlives a burst of connections by more than 1.5*workerIdle.
-const workerIdle = 500 * time.Millisecond
+// A cleaner goroutine runs while some worker is idle: every workerIdle/4 it
+// counts a tick (workerPool.gen) and stops the workers that went idle
+// idleTicks or more ticks ago, that is idle for more than workerIdle, so
+// that nothing the mux started outlives a burst of connections by more
+// than 1.25*workerIdle. Ticks, rather than clock readings, spare a worker
+// reading the clock each time it goes idle.
+const (
+	workerIdle = 500 * time.Millisecond
+	idleTicks  = 5
+)
 
 type worker struct {
 	connc chan *MuxConn // a connection to match, or nil: exit
-	since time.Time     // when the worker went idle
+	gen   uint64        // workerPool.gen when the worker went idle
 }
 
 // workerPool is the mux's set of idle workers.
 type workerPool struct {
 	mu       sync.Mutex
 	idle     []*worker     // last idle at the end
+	gen      uint64        // ticks of the cleaner
 	cleaning bool          // the cleaner runs
 	closed   bool          // no worker may go idle any more
 	quit     chan struct{} // closed with closed; nil until the cleaner first runs
@@ -74,7 +81,7 @@ func (p *workerPool) putIdle(m *cMux, w *worker) bool {
 	if p.closed {
 		return false
 	}
-	w.since = time.Now()
+	w.gen = p.gen
 	p.idle = append(p.idle, w)
 	if !p.cleaning {
 		p.cleaning = true
@@ -90,7 +97,7 @@ func (p *workerPool) putIdle(m *cMux, w *worker) bool {
 // clean stops the workers idle for workerIdle, until none is idle.
 func (p *workerPool) clean(quit <-chan struct{}) {
 	defer p.wg.Done()
-	t := time.NewTimer(workerIdle / 2)
+	t := time.NewTimer(workerIdle / (idleTicks - 1))
 	defer t.Stop()
 	for {
 		select {
@@ -100,9 +107,9 @@ func (p *workerPool) clean(quit <-chan struct{}) {
 		}
 		p.mu.Lock()
 		// The oldest idle workers are first.
-		old := time.Now().Add(-workerIdle)
+		p.gen++
 		n := 0
-		for n < len(p.idle) && !p.idle[n].since.After(old) {
+		for n < len(p.idle) && p.idle[n].gen+idleTicks <= p.gen {
 			close(p.idle[n].connc)
 			n++
 		}
@@ -114,7 +121,7 @@ func (p *workerPool) clean(quit <-chan struct{}) {
 			return
 		}
 		p.mu.Unlock()
-		t.Reset(workerIdle / 2)
+		t.Reset(workerIdle / (idleTicks - 1))
 	}
 }
 
