@@ -4,6 +4,7 @@
 // FullPath or TCPPath). -table picks the table:
 //
 //   - full: BenchmarkFullPath, with instructions per connection;
+//   - sock: BenchmarkSockPath, the same over in-memory sockets;
 //   - tcp: BenchmarkTCPPath, the same with the user and system CPU time;
 //   - idle: BenchmarkIdleConns.
 //
@@ -27,8 +28,8 @@ func main() {
 	cgFile := flag.String("callgrind", "", "TSV of callgrind totals: benchmark, case, lib, N, Ir")
 	table := flag.String("table", "", "the table to print: full, tcp or idle")
 	flag.Parse()
-	if *benchFile == "" || (*table != "full" && *table != "tcp" && *table != "idle") {
-		fmt.Fprintln(os.Stderr, "usage: report -bench FILE [-callgrind FILE] -table full|tcp|idle")
+	if *benchFile == "" || (*table != "full" && *table != "sock" && *table != "tcp" && *table != "idle") {
+		fmt.Fprintln(os.Stderr, "usage: report -bench FILE [-callgrind FILE] -table full|sock|tcp|idle")
 		os.Exit(2)
 	}
 	b, err := readBench(*benchFile)
@@ -44,6 +45,8 @@ func main() {
 	switch *table {
 	case "full":
 		writePath(os.Stdout, b, cg, "FullPath", []string{"ns/op", "B/op", "allocs/op"})
+	case "sock":
+		writePath(os.Stdout, b, cg, "SockPath", []string{"ns/op", "B/op", "allocs/op"})
 	case "tcp":
 		writePath(os.Stdout, b, cg, "TCPPath", []string{"ns/op", "cpu-ns/op", "usr-ns/op", "sys-ns/op", "B/op", "allocs/op", "rst/op"})
 	case "idle":
