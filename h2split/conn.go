@@ -62,6 +62,7 @@ type conn struct {
 	recvWin    int32 // what the client may still send on the connection
 	recvCredit int32
 	idleTimer  *time.Timer // IdleTimeout, running while there is no stream
+	linger     *time.Timer // after the client's GOAWAY (see maybeClose)
 	goingAway  bool        // we sent GOAWAY
 	peerGoAway bool        // the client sent GOAWAY
 	closing    bool
@@ -95,6 +96,9 @@ func (c *conn) teardown(error) {
 		c.mu.Lock()
 		if c.idleTimer != nil {
 			c.idleTimer.Stop()
+		}
+		if c.linger != nil {
+			c.linger.Stop()
 		}
 		c.mu.Unlock()
 		c.nc.Close()
@@ -659,8 +663,44 @@ func (c *conn) maybeRemove(s *stream) {
 
 // maybeClose closes a connection that is going away once it has no
 // streams left. c.mu held.
+//
+// After the client's GOAWAY alone the connection lingers for
+// peerGoAwayLinger first: a GOAWAY changes nothing for the frames that
+// follow it (RFC 9113 §6.8), and a client may still send a PING and wait
+// for its ACK, which closing at once would answer with a reset.
 func (c *conn) maybeClose() {
-	if (c.goingAway || c.peerGoAway) && len(c.streams) == 0 && !c.closing {
+	if c.closing || len(c.streams) != 0 {
+		return
+	}
+	switch {
+	case c.goingAway:
+		if c.linger != nil {
+			c.linger.Stop()
+			c.linger = nil
+		}
+		c.closing = true
+		c.client.push(out{kind: kClose})
+	case c.peerGoAway && c.linger == nil:
+		c.linger = time.AfterFunc(peerGoAwayLinger, c.lingerDone)
+	}
+}
+
+// peerGoAwayLinger is how long a connection stays open, with no stream
+// left, after the client's GOAWAY (x/net's server waits as long).
+const peerGoAwayLinger = time.Second
+
+// lingerDone closes the connection at the end of its linger, unless the
+// client opened streams meanwhile: then the last one to end starts another.
+func (c *conn) lingerDone() {
+	c.mu.Lock()
+	defer c.unlock()
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	c.linger = nil
+	if len(c.streams) == 0 && !c.closing {
 		c.closing = true
 		c.client.push(out{kind: kClose})
 	}

@@ -90,7 +90,9 @@
 //	                             accepted within 10 s counts as lost, its
 //	                             streams refused
 //	client GOAWAY, or Shutdown   no new streams; the connection closes when
-//	                             its last stream closes
+//	                             its last stream closes (after a client's
+//	                             GOAWAY, 1 s later: frames such as a PING
+//	                             still get their answers)
 //	protocol error by the client GOAWAY with the error, half-close, drain
 //	                             briefly, close everything
 //

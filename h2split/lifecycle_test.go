@@ -378,3 +378,40 @@ func TestBackendNeverAccepts(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "REFUSED_STREAM")
 }
+
+// A client's GOAWAY with no stream open leaves the connection usable for a
+// while (RFC 9113 §6.8): a PING sent after it is answered, and only then
+// does the connection close, with a FIN. The splitter used to close at
+// once, so that the PING met a reset.
+func TestClientGoAwayThenPing(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	e := start(t, Config{})
+	nc, err := net.Dial("tcp", e.addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	fr := http2.NewFramer(nc, nc)
+	_, err = nc.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, fr.WriteSettings())
+	require.NoError(t, fr.WriteGoAway(0, http2.ErrCode(0xff), nil))
+	// Time for the splitter to act on the GOAWAY before the PING.
+	time.Sleep(100 * time.Millisecond)
+	data := [8]byte{'c', 'm', 'u', 'x'}
+	require.NoError(t, fr.WritePing(false, data))
+
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(5*time.Second)))
+	acked := false
+	for i := 0; i < 100; i++ {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			assert.True(t, acked, "the connection ended before the PING's ACK: %v", err)
+			assert.ErrorIs(t, err, io.EOF, "the connection was not closed cleanly")
+			return
+		}
+		if p, ok := f.(*http2.PingFrame); ok && p.IsAck() {
+			assert.Equal(t, data, p.Data)
+			acked = true
+		}
+	}
+	t.Fatal("too many frames")
+}
