@@ -273,6 +273,19 @@ func (s *sniffer) took(m int, err error) {
 	s.err = s.guard.Check(m, err)
 }
 
+// tookBuf takes the result of a worker's first read of a socket (see
+// firstReader): n bytes at the start of *bufp, a buffer of class 0, or
+// err. It takes nothing if the read was not made (bufp nil, err nil).
+func (s *sniffer) tookBuf(bufp *[]byte, n int, err error) {
+	if bufp != nil {
+		s.bufp, s.class = bufp, 0
+		s.buf = (*bufp)[:n]
+	}
+	if bufp != nil || err != nil {
+		s.err = s.guard.Check(n, err)
+	}
+}
+
 // fillNow reads what the connection has without waiting; it reports
 // false if that is nothing.
 func (s *sniffer) fillNow() bool {
@@ -280,10 +293,16 @@ func (s *sniffer) fillNow() bool {
 		return false
 	}
 	empty := s.bufp == nil
+	if empty && !s.now.tryFirst() {
+		return false
+	}
 	if len(s.buf) == cap(s.buf) {
 		s.grow()
 	}
 	m, err, ok := s.now.readNow(s.conn.Conn, s.buf[len(s.buf):cap(s.buf)])
+	if empty {
+		s.now.firstRead(ok)
+	}
 	if !ok {
 		if empty {
 			s.release()

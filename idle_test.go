@@ -2,10 +2,12 @@ package cmux
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,4 +208,48 @@ func TestIdleWaitNotForHandshake(t *testing.T) {
 func TestMuxConnSize(t *testing.T) {
 	// 144 bytes is an allocation size class: MuxConn.first fills it.
 	assert.Equal(t, uintptr(144), unsafe.Sizeof(MuxConn{}), "MuxConn is %d bytes", unsafe.Sizeof(MuxConn{}))
+}
+
+// TestIdleWaitEnds: a connection waiting on a worker for its first bytes,
+// over TCP, ends its wait as the mux says: its first flight, even one
+// larger than the smallest sniff buffer, is delivered whole; a client that
+// closes without sending is ErrNoBytes; one that stays silent is
+// ErrMatchTimeout and gets its connection closed.
+func TestIdleWaitEnds(t *testing.T) {
+	big := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: " + strings.Repeat("p", 5000) + "\r\nX-Want: yes\r\n\r\n"
+	for _, tc := range []struct {
+		name   string
+		client func(c net.Conn)
+		want   error // nil: delivered with every byte of big
+	}{
+		{"late flight", func(c net.Conn) { io.WriteString(c, big) }, nil},
+		{"close", func(c net.Conn) { c.Close() }, ErrNoBytes},
+		{"silent", func(c net.Conn) {}, ErrMatchTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer testcheck.CheckLeaks(t)
+			root := listenLoopback(t)
+			m := NewWithOptions(root, MatchTimeout(300*time.Millisecond))
+			errs := errorChan(m, 10)
+			l := m.Match(HTTP1HeaderField("X-Want", "yes"))
+			serveMux(t, m, root)
+
+			c := dialTCP(t, root.Addr().String())
+			// Long enough for the connection to be waiting on a worker.
+			time.Sleep(50 * time.Millisecond)
+			tc.client(c)
+			if tc.want != nil {
+				err := nextErr(t, errs)
+				assert.True(t, errors.Is(err, tc.want), "error %v, want %v", err, tc.want)
+				if tc.want == ErrMatchTimeout {
+					requireClosedByPeer(t, c)
+				}
+				return
+			}
+			got, err := l.Accept()
+			require.NoError(t, err)
+			defer got.Close()
+			assert.Equal(t, big, string(readN(t, got, len(big))))
+		})
+	}
 }

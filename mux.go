@@ -629,7 +629,7 @@ func (m *cMux) attachSniffer(c *MuxConn) {
 }
 
 // serveConn matches c and delivers it, or closes it.
-func (m *cMux) serveConn(c *MuxConn) {
+func (m *cMux) serveConn(c *MuxConn, rd *firstReader) {
 	defer m.wg.Done()
 	if c.sniff == nil {
 		// Nothing can be decided before c's first bytes: wait for them,
@@ -638,8 +638,9 @@ func (m *cMux) serveConn(c *MuxConn) {
 			testHookIdleWait()
 		}
 		if isSocket(c.Conn) {
-			waitReadable(c.Conn)
+			bufp, n, err := rd.readFirst(c.Conn, m.pools)
 			m.attachSniffer(c)
+			c.sniff.tookBuf(bufp, n, err)
 		} else {
 			n, err := c.Conn.Read(c.first[:])
 			m.attachSniffer(c)
@@ -679,7 +680,9 @@ func (m *cMux) matchNow(c *MuxConn, now *nowReader, spare **sniffer) bool {
 	s.spare = spare
 	// A socket is read, without waiting, only when a matcher first asks
 	// for bytes: a matcher that needs none (Any, RemoteAddrIn) decides
-	// without a read, leaving the bytes in the socket for the server.
+	// without a read, leaving the bytes in the socket for the server. While
+	// such reads keep finding nothing, most connections go to a worker
+	// without one (see nowReader.tryFirst).
 	s.nowSock = isSocket(c.Conn)
 	l, err := m.match(c)
 	s.now = nil

@@ -14,5 +14,17 @@ func isSocket(net.Conn) bool { return false }
 // nowReader is the state of readNow.
 type nowReader struct{}
 
+// tryFirst is never called here (no connection is a socket readNow reads).
+func (r *nowReader) tryFirst() bool { return false }
+
+// firstRead is never called here.
+func (r *nowReader) firstRead(bool) {}
+
 // readNow reports that it cannot read without waiting here.
 func (r *nowReader) readNow(net.Conn, []byte) (int, error, bool) { return 0, nil, false }
+
+// firstReader is the state of readFirst.
+type firstReader struct{}
+
+// readFirst returns nothing here: the caller reads as usual.
+func (r *firstReader) readFirst(net.Conn, *bufferPools) (*[]byte, int, error) { return nil, 0, nil }

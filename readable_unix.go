@@ -93,6 +93,41 @@ type nowReader struct {
 	n   int
 	err error
 	fn  func(uintptr) bool
+	// misses counts the first reads of connections in a row that found
+	// nothing; probe counts the first reads skipped since (see tryFirst).
+	misses, probe int
+}
+
+// Whether the accept loop tries to read a connection's first bytes: while
+// clients are slow to send after connecting (a lightly loaded server), the
+// bytes are seldom there when the accept loop gets to the connection, and
+// a read that finds nothing is a system call for nothing; under load,
+// they are there, and reading them saves the hand-off to a worker. After
+// missMax misses in a row the accept loop tries only every probeEvery-th
+// connection, until a try finds bytes.
+const (
+	missMax    = 2
+	probeEvery = 16
+)
+
+// tryFirst reports whether the accept loop reads the first bytes of the
+// connection it is matching, or leaves them to a worker at once.
+func (r *nowReader) tryFirst() bool {
+	if r.misses < missMax {
+		return true
+	}
+	r.probe++
+	return r.probe%probeEvery == 0
+}
+
+// firstRead counts the outcome of a first read: whether it found bytes
+// (or the end of the stream, or an error).
+func (r *nowReader) firstRead(found bool) {
+	if found {
+		r.misses, r.probe = 0, 0
+	} else if r.misses < missMax {
+		r.misses++
+	}
 }
 
 func (r *nowReader) read(fd uintptr) bool {
@@ -101,4 +136,71 @@ func (r *nowReader) read(fd uintptr) bool {
 		r.n = 0
 	}
 	return true
+}
+
+// firstReader reads the first bytes of a socket on a worker: it waits until
+// the socket is readable and reads what is there into a sniff buffer that
+// it takes only then, so that a connection silent while it is matched
+// holds none, in one system call where waiting first and reading then
+// would make two. A worker owns one; its callback is made once.
+type firstReader struct {
+	pools *bufferPools
+	bufp  *[]byte
+	n     int
+	err   error
+	fn    func(uintptr) bool
+}
+
+// readFirst waits until c has bytes, has reached its end or fails, and
+// returns what it read: n bytes at the start of *bufp, a buffer of the
+// smallest class of pools, or err (io.EOF at the end of the stream; the
+// error of the wait, such as a passed read deadline). It returns nothing at
+// all if c is not a socket it can wait on: the caller then reads as usual.
+func (r *firstReader) readFirst(c net.Conn, pools *bufferPools) (bufp *[]byte, n int, err error) {
+	rc, ok := rawConn(c)
+	if !ok {
+		return nil, 0, nil
+	}
+	if r.fn == nil {
+		r.fn = r.read
+	}
+	r.pools = pools
+	werr := rc.Read(r.fn)
+	bufp, n, err = r.bufp, r.n, r.err
+	r.pools, r.bufp, r.n, r.err = nil, nil, 0, nil
+	switch {
+	case werr != nil:
+		// The callback returned true only with bufp nil, or not at all.
+		n, err = 0, werr
+	case err != nil:
+		n, err = 0, os.NewSyscallError("read", err)
+	case n == 0:
+		err = io.EOF
+	}
+	if n == 0 && bufp != nil {
+		pools.put(0, bufp)
+		bufp = nil
+	}
+	return bufp, n, err
+}
+
+// read is readFirst's callback: false, holding no buffer, while there is
+// nothing to read.
+func (r *firstReader) read(fd uintptr) bool {
+	if r.bufp == nil {
+		r.bufp = r.pools.get(0)
+	}
+	for {
+		n, err := syscall.Read(int(fd), *r.bufp)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			r.pools.put(0, r.bufp)
+			r.bufp = nil
+			return false
+		}
+		r.n, r.err = max(n, 0), err
+		return true
+	}
 }

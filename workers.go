@@ -62,8 +62,9 @@ func (m *cMux) work(c *MuxConn) {
 	p := &m.workers
 	defer p.wg.Done()
 	var w *worker
+	var rd firstReader
 	for c != nil {
-		m.serveConn(c)
+		m.serveConn(c, &rd)
 		if w == nil {
 			w = &worker{connc: make(chan *MuxConn)}
 		}

@@ -104,6 +104,10 @@ type child struct {
 // env (NAME=value) added to its environment.
 func startChild(b *testing.B, test, env string) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
+	if cpus := os.Getenv(childCPUsEnv); cpus != "" {
+		// The clients on CPUs of their own (see cpu.sh).
+		cmd = exec.Command("taskset", "-c", cpus, os.Args[0], "-test.run=^"+test+"$")
+	}
 	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -119,6 +123,10 @@ func startChild(b *testing.B, test, env string) *child {
 	}
 	return &child{b: b, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
 }
+
+// childCPUsEnv, if set, is the CPU list (taskset -c) the child process runs
+// on.
+const childCPUsEnv = "CMUXGRPC_CHILD_CPUS"
 
 // expect waits for the child to print the line what.
 func (c *child) expect(what string) {
