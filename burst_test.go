@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cmux-go/cmux/internal/testcheck"
 )
 
 // This file tests the mux under load: shutdown while connections are
@@ -391,4 +394,39 @@ func TestBurstClientProcess(t *testing.T) {
 	}
 	fmt.Printf("holding %d\n", n)
 	io.Copy(io.Discard, os.Stdin)
+}
+
+// After a burst of connections matched on workers, every goroutine the mux
+// started for it is gone within a second of the last delivery, while the
+// mux goes on serving: the workers (idle for workerIdle, plus at most a
+// quarter of it) and the expirer of MatchTimeout (a tick, at most 250 ms).
+func TestWorkersStopAfterBurst(t *testing.T) {
+	defer testcheck.CheckLeaks(t)
+	ml := newMemListener()
+	m := New(ml)
+	// A matcher of the program's runs on a worker; sleeping keeps many
+	// workers busy at once.
+	l := m.Match(func(io.Reader) bool { time.Sleep(20 * time.Millisecond); return true })
+	serveMux(t, m, ml)
+	accepted := acceptChan(t, l)
+	time.Sleep(20 * time.Millisecond)
+	base := runtime.NumGoroutine()
+
+	const n = 200
+	for range n {
+		ml.connc <- &memConn{flight: []byte("x")}
+	}
+	peak := runtime.NumGoroutine()
+	for range n {
+		takeConn(t, accepted).Close()
+	}
+	done := time.Now()
+	require.Greater(t, peak, base+n/4, "the burst did not start workers")
+	for runtime.NumGoroutine() > base {
+		if time.Since(done) > time.Second {
+			t.Fatalf("%d goroutines 1s after the burst, %d before it", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("%d workers at the peak, all gone %v after the last delivery", peak-base, time.Since(done).Round(time.Millisecond))
 }

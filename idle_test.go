@@ -204,7 +204,8 @@ func TestIdleWaitNotForHandshake(t *testing.T) {
 // nothing else of the mux's, which keeps it at or below soheilhy/cmux
 // v0.1.5's heap per idle connection (BenchmarkIdleConns in benchcmp: about
 // 145 B). A field that takes MuxConn past the 144-byte size class costs
-// every such connection 16 bytes or more: put it in connExt or the sniffer.
+// every such connection 16 bytes or more: put it in connExt or the sniffer,
+// or take its bytes from MuxConn.first.
 func TestMuxConnSize(t *testing.T) {
 	// 144 bytes is an allocation size class: MuxConn.first fills it.
 	assert.Equal(t, uintptr(144), unsafe.Sizeof(MuxConn{}), "MuxConn is %d bytes", unsafe.Sizeof(MuxConn{}))

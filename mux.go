@@ -508,9 +508,11 @@ func (m *cMux) track(c *MuxConn) int {
 }
 
 // expiryTick is how often the expirer looks for connections past a
-// matching bound of d.
+// matching bound of d. It is at most a quarter of a second, so that the
+// expirer, which stops at the first tick with nothing in flight, outlives
+// a burst of connections by no more than that.
 func expiryTick(d time.Duration) time.Duration {
-	return min(max(d/8, 10*time.Millisecond), time.Second)
+	return min(max(d/8, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // expire runs while connections are being matched: every tick it sets a

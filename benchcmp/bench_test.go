@@ -17,13 +17,7 @@ import (
 // allocs/op and B/op include the harness's one memConn per connection, on
 // both sides alike.
 func BenchmarkFullPath(b *testing.B) {
-	for _, c := range cases() {
-		b.Run("case="+c.name, func(b *testing.B) {
-			for _, lib := range libs {
-				b.Run("lib="+lib.name, func(b *testing.B) { benchFullPath(b, lib, c) })
-			}
-		})
-	}
+	eachCase(b, benchFullPath)
 }
 
 func benchFullPath(b *testing.B, lib library, c benchCase) {
@@ -76,13 +70,7 @@ func benchFullPath(b *testing.B, lib library, c benchCase) {
 // first (the server, unless it closed with unread bytes, which resets the
 // connection instead): run it with a fixed -benchtime Nx of some 10000s.
 func BenchmarkTCPPath(b *testing.B) {
-	for _, c := range cases() {
-		b.Run("case="+c.name, func(b *testing.B) {
-			for _, lib := range libs {
-				b.Run("lib="+lib.name, func(b *testing.B) { benchTCPPath(b, lib, c) })
-			}
-		})
-	}
+	eachCase(b, benchTCPPath)
 }
 
 func benchTCPPath(b *testing.B, lib library, c benchCase) {
@@ -331,4 +319,16 @@ func growStack(depth int) byte {
 		return frame[0]
 	}
 	return growStack(depth-1) + frame[depth%len(frame)]
+}
+
+// eachCase runs bench for every case and library, as sub-benchmarks
+// case=NAME/lib=NAME (the names run.sh and cmd/report read).
+func eachCase(b *testing.B, bench func(*testing.B, library, benchCase)) {
+	for _, c := range cases() {
+		b.Run("case="+c.name, func(b *testing.B) {
+			for _, lib := range libs {
+				b.Run("lib="+lib.name, func(b *testing.B) { bench(b, lib, c) })
+			}
+		})
+	}
 }

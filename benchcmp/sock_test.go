@@ -24,13 +24,7 @@ import (
 // for both libraries; their kernel time is in ns/op, not in the
 // instruction counts (callgrind counts user space only).
 func BenchmarkSockPath(b *testing.B) {
-	for _, c := range cases() {
-		b.Run("case="+c.name, func(b *testing.B) {
-			for _, lib := range libs {
-				b.Run("lib="+lib.name, func(b *testing.B) { benchSockPath(b, lib, c) })
-			}
-		})
-	}
+	eachCase(b, benchSockPath)
 }
 
 // sockLag is how many connections later the client closes its end.

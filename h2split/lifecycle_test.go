@@ -131,13 +131,7 @@ func TestBoundedBuffering(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	cfg := Config{StreamWindow: 64 << 10, ConnWindow: 128 << 10}
 	e := start(t, cfg)
-	nc, err := net.Dial("tcp", e.addr)
-	require.NoError(t, err)
-	defer nc.Close()
-	fr := http2.NewFramer(nc, nc)
-	_, err = nc.Write([]byte(http2.ClientPreface))
-	require.NoError(t, err)
-	require.NoError(t, fr.WriteSettings())
+	nc, fr := rawClient(t, e.addr)
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for i, path := range []string{"/big?n=8000000", "/big?n=8000000", "/big?n=8000000"} {
@@ -261,12 +255,7 @@ func rawRequest(t *testing.T, fr *http2.Framer, enc *hpack.Encoder, hb *bytes.Bu
 func TestClientVanishes(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	e := start(t, Config{})
-	nc, err := net.Dial("tcp", e.addr)
-	require.NoError(t, err)
-	fr := http2.NewFramer(nc, nc)
-	_, err = nc.Write([]byte(http2.ClientPreface))
-	require.NoError(t, err)
-	require.NoError(t, fr.WriteSettings())
+	nc, fr := rawClient(t, e.addr)
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	rawRequest(t, fr, enc, &hb, 1, false, ":method", "POST", ":scheme", "http", ":authority", "x", ":path", "/hold")
@@ -308,10 +297,7 @@ func TestPingFlood(t *testing.T) {
 	defer nc.Close()
 	served := make(chan error, 1)
 	go func() { served <- e.split.ServeConn(sc) }()
-	fr := http2.NewFramer(nc, nc)
-	_, err := nc.Write([]byte(http2.ClientPreface))
-	require.NoError(t, err)
-	require.NoError(t, fr.WriteSettings())
+	fr := rawStart(t, nc)
 	nc.SetWriteDeadline(time.Now().Add(10 * time.Second)) //nolint:errcheck
 	for i := range 1000000 {
 		if fr.WritePing(false, [8]byte{byte(i)}) != nil {
@@ -386,13 +372,7 @@ func TestBackendNeverAccepts(t *testing.T) {
 func TestClientGoAwayThenPing(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	e := start(t, Config{})
-	nc, err := net.Dial("tcp", e.addr)
-	require.NoError(t, err)
-	defer nc.Close()
-	fr := http2.NewFramer(nc, nc)
-	_, err = nc.Write([]byte(http2.ClientPreface))
-	require.NoError(t, err)
-	require.NoError(t, fr.WriteSettings())
+	nc, fr := rawClient(t, e.addr)
 	require.NoError(t, fr.WriteGoAway(0, http2.ErrCode(0xff), nil))
 	// Time for the splitter to act on the GOAWAY before the PING.
 	time.Sleep(100 * time.Millisecond)
@@ -414,4 +394,24 @@ func TestClientGoAwayThenPing(t *testing.T) {
 		}
 	}
 	t.Fatal("too many frames")
+}
+
+// rawClient starts an HTTP/2 connection to addr by hand: the preface and an
+// empty SETTINGS, nothing read. The cleanup closes it.
+func rawClient(t *testing.T, addr string) (net.Conn, *http2.Framer) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	return nc, rawStart(t, nc)
+}
+
+// rawStart writes the client preface and an empty SETTINGS on nc.
+func rawStart(t *testing.T, nc net.Conn) *http2.Framer {
+	t.Helper()
+	fr := http2.NewFramer(nc, nc)
+	_, err := nc.Write([]byte(http2.ClientPreface))
+	require.NoError(t, err)
+	require.NoError(t, fr.WriteSettings())
+	return fr
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -372,14 +371,8 @@ func TestLargeHeaders(t *testing.T) {
 	// x/net's client keeps to the advertised limit itself; a raw client
 	// does not. (A single field longer than the limit is a connection
 	// error, COMPRESSION_ERROR, as in x/net's server.)
-	nc, err := net.Dial("tcp", e.addr)
-	require.NoError(t, err)
-	defer nc.Close()
-	fr := http2.NewFramer(nc, nc)
+	nc, fr := rawClient(t, e.addr)
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	_, err = nc.Write([]byte(http2.ClientPreface))
-	require.NoError(t, err)
-	require.NoError(t, fr.WriteSettings())
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for _, kv := range [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", "x"}, {":path", "/header"}, {"x-big1", big}, {"x-big2", big}, {"x-big3", big}} {
