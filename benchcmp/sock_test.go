@@ -30,6 +30,37 @@ func BenchmarkSockPath(b *testing.B) {
 // sockLag is how many connections later the client closes its end.
 const sockLag = 64
 
+// clientEnds holds the clients' descriptors of the last sockLag
+// connections; -1 is none.
+type clientEnds [sockLag]int
+
+func newClientEnds() *clientEnds {
+	var e clientEnds
+	for i := range e {
+		e[i] = -1
+	}
+	return &e
+}
+
+// add keeps fd, the client's end of connection i, and closes that of
+// connection i-sockLag.
+func (e *clientEnds) add(i, fd int) {
+	if old := e[i%sockLag]; old >= 0 {
+		syscall.Close(old)
+	}
+	e[i%sockLag] = fd
+}
+
+// closeAll closes every end still held.
+func (e *clientEnds) closeAll() {
+	for i, fd := range e {
+		if fd >= 0 {
+			syscall.Close(fd)
+			e[i] = -1
+		}
+	}
+}
+
 func benchSockPath(b *testing.B, lib library, c benchCase) {
 	skipUnsupported(b, lib, c)
 	if c.name == "RemoteAddrInAndHTTP1Fast" {
@@ -41,18 +72,7 @@ func benchSockPath(b *testing.B, lib library, c benchCase) {
 	done := make(chan error, 1)
 	go acceptAndClose(r.children[c.want], b.N, done)
 
-	var clients [sockLag]int
-	for i := range clients {
-		clients[i] = -1
-	}
-	closeClients := func() {
-		for i, fd := range clients {
-			if fd >= 0 {
-				syscall.Close(fd)
-				clients[i] = -1
-			}
-		}
-	}
+	clients := newClientEnds()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -60,17 +80,14 @@ func benchSockPath(b *testing.B, lib library, c benchCase) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if old := clients[i%sockLag]; old >= 0 {
-			syscall.Close(old)
-		}
-		clients[i%sockLag] = client
+		clients.add(i, client)
 		if !root.dial(conn) {
 			b.Fatal("root listener closed")
 		}
 	}
 	err := <-done
 	b.StopTimer()
-	closeClients()
+	clients.closeAll()
 
 	if err != nil {
 		b.Errorf("child Accept: %v", err)
@@ -104,4 +121,53 @@ func sockConn(flight []byte) (net.Conn, int, error) {
 		return nil, -1, err
 	}
 	return conn, fds[1], nil
+}
+
+// BenchmarkHarness measures a harness alone, with no mux: the root's
+// connections go straight to the goroutine that accepts and closes them.
+// case=FullPath is BenchmarkFullPath's harness (memConns), case=SockPath
+// BenchmarkSockPath's (socketpairs). Subtracted from a library's
+// instructions per connection, it leaves the mux's own (cmd/report).
+func BenchmarkHarness(b *testing.B) {
+	flight := []byte(httpGet)
+	b.Run("case=FullPath", func(b *testing.B) {
+		b.Run("lib=none", func(b *testing.B) {
+			benchHarness(b, func() (net.Conn, int, error) { return newMemConn(flight, nil), -1, nil })
+		})
+	})
+	b.Run("case=SockPath", func(b *testing.B) {
+		b.Run("lib=none", func(b *testing.B) {
+			benchHarness(b, func() (net.Conn, int, error) { return sockConn(flight) })
+		})
+	})
+}
+
+// benchHarness is the loop of benchFullPath and benchSockPath without a
+// mux: newConn makes a connection and the client's descriptor (-1: none).
+func benchHarness(b *testing.B, newConn func() (net.Conn, int, error)) {
+	base := runtime.NumGoroutine()
+	root := newMemListener()
+	done := make(chan error, 1)
+	go acceptAndClose(root, b.N, done)
+	clients := newClientEnds()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		conn, client, err := newConn()
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients.add(i, client)
+		if !root.dial(conn) {
+			b.Fatal("root listener closed")
+		}
+	}
+	err := <-done
+	b.StopTimer()
+	clients.closeAll()
+	if err != nil {
+		b.Error(err)
+	}
+	root.Close()
+	waitGoroutines(b, base)
 }

@@ -96,6 +96,22 @@ func (t *Tree) Match(p peek.Peeker) bool {
 		if child == nil {
 			return false
 		}
+		// The whole label at hand (Buffered reads nothing): one comparison
+		// decides it.
+		end := off + len(child.label)
+		if len(b) < end {
+			if at := p.Buffered(); len(at) >= end {
+				b = at
+			}
+		}
+		if len(b) >= end {
+			if string(b[off:end]) != string(child.label) {
+				return false
+			}
+			off = end
+			n = child
+			continue
+		}
 		// Walk the child's label; bytes arrive as they come.
 		for _, c := range child.label {
 			if len(b) <= off {

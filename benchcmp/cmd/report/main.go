@@ -166,9 +166,18 @@ func readCallgrind(path string) (map[key]float64, error) {
 // writePath writes the table of bench (FullPath or TCPPath): a row per
 // case, with instructions per connection if cg has them and the ratio of
 // the medians in each of units.
+//
+// If cg has BenchmarkHarness's figure for bench (the harness alone), a
+// column gives each library's instructions above it, the mux's own, and
+// their ratio.
 func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units []string) {
+	harness, withHarness := cg[key{"Harness", bench, "none"}]
 	head := "| case | instr/conn cmux | instr/conn v0.1.5 | ratio |"
 	sep := "| --- | ---: | ---: | ---: |"
+	if withHarness {
+		head += " mux's own instr/conn: ratio (cmux / v0.1.5) |"
+		sep += " ---: |"
+	}
 	for _, u := range units {
 		if u == "rst/op" {
 			head += " resets/conn cmux / v0.1.5 |"
@@ -188,12 +197,18 @@ func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units 
 		ours, okO := cg[kO]
 		theirs, okT := cg[kT]
 		row := []string{c, "n/a", "n/a", "n/a"}
+		own := "n/a"
 		switch {
 		case okO && okT:
 			row = []string{c, fmt.Sprintf("%.0f", ours), fmt.Sprintf("%.0f", theirs), ratio(ours, theirs)}
+			own = fmt.Sprintf("%s (%.0f / %.0f)", ratio(ours-harness, theirs-harness), ours-harness, theirs-harness)
 		case okO:
 			// v0.1.5 has no such matcher: cmux's figures alone.
 			row = []string{c, fmt.Sprintf("%.0f", ours), "—", "—"}
+			own = fmt.Sprintf("— (%.0f / —)", ours-harness)
+		}
+		if withHarness {
+			row = append(row, own)
 		}
 		for _, unit := range units {
 			o, ok1 := r.median(kO, unit)
