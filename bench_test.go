@@ -100,7 +100,6 @@ func benchMatch(b *testing.B, flight []byte, setup func(m CMux) net.Listener) {
 	want := setup(m).(*muxListener)
 	conns := make([]memConn, 64)
 	rbuf := make([]byte, 64<<10)
-	var rd firstReader
 	b.ReportAllocs()
 	b.SetBytes(int64(len(flight)))
 	b.ResetTimer()
@@ -111,7 +110,7 @@ func benchMatch(b *testing.B, flight []byte, setup func(m CMux) net.Listener) {
 		if m.track(mc) != tracked {
 			b.Fatal("mux stopped")
 		}
-		m.serveConn(mc, &rd)
+		m.serveConn(mc)
 		var got net.Conn
 		select {
 		case got = <-want.connc:

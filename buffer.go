@@ -106,6 +106,13 @@ type sniffer struct {
 	// in the pool. Whoever hands the sniffer to another goroutine clears
 	// spare first.
 	spare **sniffer
+	// readable is set when the worker has just waited for the socket to
+	// be readable (see serveConn): the first fill reads without waiting
+	// again, which would cost a system call. (A worker waits with a peek
+	// that holds nothing, rather than reading in the poller's callback,
+	// which would need per-worker state on the heap while it waits: an
+	// idle connection holds no more than its MuxConn.)
+	readable bool
 	// blocked is set, while the accept loop matches, by a read that would
 	// wait: later reads block without trying again.
 	blocked bool
@@ -248,7 +255,10 @@ func (s *sniffer) fill(n int) error {
 				s.took(m, err)
 				continue
 			}
-			waitReadable(s.conn.Conn)
+			if !s.readable {
+				waitReadable(s.conn.Conn)
+			}
+			s.readable = false
 		}
 		if len(s.buf) == cap(s.buf) {
 			s.grow()
@@ -271,19 +281,6 @@ func (s *sniffer) took(m int, err error) {
 		s.buf = s.conn.first[:m]
 	}
 	s.err = s.guard.Check(m, err)
-}
-
-// tookBuf takes the result of a worker's first read of a socket (see
-// firstReader): n bytes at the start of *bufp, a buffer of class 0, or
-// err. It takes nothing if the read was not made (bufp nil, err nil).
-func (s *sniffer) tookBuf(bufp *[]byte, n int, err error) {
-	if bufp != nil {
-		s.bufp, s.class = bufp, 0
-		s.buf = (*bufp)[:n]
-	}
-	if bufp != nil || err != nil {
-		s.err = s.guard.Check(n, err)
-	}
 }
 
 // fillNow reads what the connection has without waiting; it reports

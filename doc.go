@@ -30,8 +30,9 @@
 // reported to the error handler as ErrNotMatched.
 //
 // Matchers run on the mux's accept loop when the bytes they need are
-// already there (on sockets, the mux reads what has arrived without
-// waiting) or when they need none, and otherwise on a worker goroutine, so
+// already there (on sockets, the mux reads what has arrived, without
+// waiting, once a matcher asks for bytes) or when they need none, and
+// otherwise on a worker goroutine, so
 // a connection whose bytes have not arrived never delays another. Only the
 // matchers of this package run on the accept loop: a matcher of yours runs
 // on a worker, once per connection. A matcher of this package may run on

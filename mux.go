@@ -631,7 +631,7 @@ func (m *cMux) attachSniffer(c *MuxConn) {
 }
 
 // serveConn matches c and delivers it, or closes it.
-func (m *cMux) serveConn(c *MuxConn, rd *firstReader) {
+func (m *cMux) serveConn(c *MuxConn) {
 	defer m.wg.Done()
 	if c.sniff == nil {
 		// Nothing can be decided before c's first bytes: wait for them,
@@ -640,9 +640,9 @@ func (m *cMux) serveConn(c *MuxConn, rd *firstReader) {
 			testHookIdleWait()
 		}
 		if isSocket(c.Conn) {
-			bufp, n, err := rd.readFirst(c.Conn, m.pools)
+			waitReadable(c.Conn)
 			m.attachSniffer(c)
-			c.sniff.tookBuf(bufp, n, err)
+			c.sniff.readable = true
 		} else {
 			n, err := c.Conn.Read(c.first[:])
 			m.attachSniffer(c)

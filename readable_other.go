@@ -22,9 +22,3 @@ func (r *nowReader) firstRead(bool) {}
 
 // readNow reports that it cannot read without waiting here.
 func (r *nowReader) readNow(net.Conn, []byte) (int, error, bool) { return 0, nil, false }
-
-// firstReader is the state of readFirst.
-type firstReader struct{}
-
-// readFirst returns nothing here: the caller reads as usual.
-func (r *firstReader) readFirst(net.Conn, *bufferPools) (*[]byte, int, error) { return nil, 0, nil }

@@ -62,9 +62,8 @@ func (m *cMux) work(c *MuxConn) {
 	p := &m.workers
 	defer p.wg.Done()
 	var w *worker
-	var rd firstReader
 	for c != nil {
-		m.serveConn(c, &rd)
+		m.serveConn(c)
 		if w == nil {
 			w = &worker{connc: make(chan *MuxConn)}
 		}
