@@ -72,23 +72,7 @@ func benchSockPath(b *testing.B, lib library, c benchCase) {
 	done := make(chan error, 1)
 	go acceptAndClose(r.children[c.want], b.N, done)
 
-	clients := newClientEnds()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		conn, client, err := sockConn(c.flight)
-		if err != nil {
-			b.Fatal(err)
-		}
-		clients.add(i, client)
-		if !root.dial(conn) {
-			b.Fatal("root listener closed")
-		}
-	}
-	err := <-done
-	b.StopTimer()
-	clients.closeAll()
-
+	err := dialAll(b, root, done, func() (net.Conn, int, error) { return sockConn(c.flight) })
 	if err != nil {
 		b.Errorf("child Accept: %v", err)
 	}
@@ -149,7 +133,20 @@ func benchHarness(b *testing.B, newConn func() (net.Conn, int, error)) {
 	root := newMemListener()
 	done := make(chan error, 1)
 	go acceptAndClose(root, b.N, done)
+	if err := dialAll(b, root, done, newConn); err != nil {
+		b.Error(err)
+	}
+	root.Close()
+	waitGoroutines(b, base)
+}
+
+// dialAll is the timed loop: it hands b.N connections made by newConn (the
+// server's end, and the client's descriptor or -1) to root, closing each
+// client's end sockLag connections later, and returns what done says once
+// the server has accepted them all.
+func dialAll(b *testing.B, root *memListener, done <-chan error, newConn func() (net.Conn, int, error)) error {
 	clients := newClientEnds()
+	defer clients.closeAll()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -164,10 +161,5 @@ func benchHarness(b *testing.B, newConn func() (net.Conn, int, error)) {
 	}
 	err := <-done
 	b.StopTimer()
-	clients.closeAll()
-	if err != nil {
-		b.Error(err)
-	}
-	root.Close()
-	waitGoroutines(b, base)
+	return err
 }
