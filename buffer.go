@@ -247,9 +247,11 @@ func (s *sniffer) fill(n int) error {
 			}
 			continue
 		}
-		if len(s.buf) == 0 {
+		if len(s.buf) == 0 && s.bufp == nil {
 			// No buffer before the first byte is there: wait for it on
-			// a socket; read it into first on anything else.
+			// a socket; read it into first on anything else. (A buffer
+			// emptied by consume, after a PROXY header, takes what
+			// follows.)
 			if !isSocket(s.conn.Conn) {
 				m, err := s.conn.Conn.Read(s.conn.first[:])
 				s.took(m, err)

@@ -424,6 +424,7 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			if m.obs != nil {
 				m.dropped(mc, err, "")
 			}
+			mc.dropSniffer()
 			m.report(err)
 		default: // aborted
 			m.release()

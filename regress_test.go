@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,4 +231,54 @@ func TestAnyLeavesSocketUnread(t *testing.T) {
 	n, err := mc.Conn.Read(buf)
 	require.NoError(t, err, "the mux read the bytes")
 	assert.Equal(t, "hello", string(buf[:n]))
+}
+
+// ipPipe is the server end of a net.Pipe with an IP remote address, so that
+// a PROXY header on it can be trusted.
+type ipPipe struct{ net.Conn }
+
+func (ipPipe) RemoteAddr() net.Addr { return memRemote }
+
+// A PROXY header longer than MuxConn.first that arrives alone, on a
+// connection that is not a socket, leaves an empty pooled buffer once
+// consumed; the bytes after it must go on in that buffer. The mux used to
+// read them into MuxConn.first beside it, and panicked (a matcher panic,
+// the connection dropped) when a matcher then wanted more than that held
+// with a sniff limit of one buffer class.
+func TestProxyHeaderAloneThenFlightNotSocket(t *testing.T) {
+	checkLeaks(t)
+	ml := newMemListener()
+	m := NewWithOptions(ml, MaxSniffBytes(1024),
+		ProxyProtocol(ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}))
+	errs := errorChan(m, 10)
+	l := m.Match(HTTP1HeaderField("X-Want", "yes"))
+	serveMux(t, m, ml)
+	accepted := acceptChan(t, l)
+
+	client, server := net.Pipe()
+	defer client.Close()
+	ml.connc <- ipPipe{server}
+	// net.Pipe's Write returns once every byte is read: the header is
+	// read alone, in two reads, before the flight is written.
+	header := "PROXY TCP4 198.51.100.7 203.0.113.9 40000 443\r\n"
+	flight := "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: 0123456789\r\nX-Want: yes\r\n\r\n"
+	wrote := make(chan error, 1)
+	go func() {
+		if _, err := io.WriteString(client, header); err != nil {
+			wrote <- err
+			return
+		}
+		_, err := io.WriteString(client, flight)
+		wrote <- err
+	}()
+	select {
+	case dc := <-accepted:
+		defer dc.Close()
+		assert.Equal(t, flight, readN(t, dc, len(flight)))
+	case err := <-errs:
+		t.Fatalf("not delivered: %v", err)
+	case <-time.After(waitFor):
+		t.Fatal("not delivered")
+	}
+	require.NoError(t, <-wrote)
 }

@@ -681,6 +681,11 @@ func (c *conn) maybeClose() {
 		c.closing = true
 		c.client.push(out{kind: kClose})
 	case c.peerGoAway && c.linger == nil:
+		select {
+		case <-c.done:
+			return // torn down: nothing to linger for
+		default:
+		}
 		c.linger = time.AfterFunc(peerGoAwayLinger, c.lingerDone)
 	}
 }
