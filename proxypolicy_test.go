@@ -158,14 +158,7 @@ func TestProxyPolicyHAProxy(t *testing.T) {
 
 			ports := ppFreePorts(t, 6, false)
 			fe := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
-			ppRunHAProxy(t, fmt.Sprintf(`global
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10s
-    timeout server 10s
-    timeout check 5s
+			ppRunHAProxy(t, fmt.Sprintf(ppHAProxyDefaults+`    timeout check 5s
 frontend fe_ready
     bind %s
     tcp-request connection reject

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -393,14 +395,7 @@ func TestProxyProtocolHAProxy(t *testing.T) {
 	}
 	// fe_ready only tells that haproxy listens: it opens no connection to
 	// the mux.
-	cfg := fmt.Sprintf(`global
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10s
-    timeout server 10s
-frontend fe_ready
+	cfg := fmt.Sprintf(ppHAProxyDefaults+`frontend fe_ready
     bind %s
     tcp-request connection reject
 frontend fe_v1
@@ -492,6 +487,17 @@ func ppFreePorts(t *testing.T, n int, v6 bool) []int {
 	return ports
 }
 
+// ppHAProxyDefaults starts every haproxy configuration of these tests: one
+// thread, TCP mode, timeouts that outlast a test.
+const ppHAProxyDefaults = `global
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+`
+
 // ppRunHAProxy runs haproxy with the configuration cfg until the test ends,
 // and waits until it accepts connections on addr.
 func ppRunHAProxy(t *testing.T, cfg, addr string) {
@@ -522,12 +528,67 @@ func ppRunHAProxy(t *testing.T, cfg, addr string) {
 			t.Fatalf("haproxy exited: %v", errors.New(out.String()))
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		if ppReady(addr) && ppListening(cfg) {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("haproxy did not start listening")
 		}
 	}
+}
+
+// ppReady reports whether addr accepts a connection.
+func ppReady(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+var ppBindRE = regexp.MustCompile(`(?m)^\s*bind \S*:(\d+)`)
+
+// ppListening reports whether every port an haproxy configuration binds
+// has a listening TCP socket, from /proc/net/tcp and tcp6, without
+// connecting to it (a connection to a frontend would reach the mux). haproxy
+// may enable its frontends one after another, so that the one ready
+// accepts before the others do. Where /proc cannot tell, it reports true.
+func ppListening(cfg string) bool {
+	var table []byte
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return true
+		}
+		table = append(table, b...)
+	}
+	listening := map[string]bool{}
+	for _, line := range strings.Split(string(table), "\n") {
+		// sl local_address rem_address st ...; st 0A is LISTEN.
+		fields := strings.Fields(line)
+		if len(fields) > 3 && fields[3] == "0A" {
+			if i := strings.LastIndexByte(fields[1], ':'); i >= 0 {
+				listening[fields[1][i+1:]] = true
+			}
+		}
+	}
+	for _, m := range ppBindRE.FindAllStringSubmatch(cfg, -1) {
+		port, _ := strconv.Atoi(m[1])
+		if !listening[fmt.Sprintf("%04X", port)] {
+			return false
+		}
+	}
+	return true
+}
+
+// ppListening tells a bound port from a free one.
+func TestPPListening(t *testing.T) {
+	if _, err := os.Stat("/proc/net/tcp"); err != nil {
+		t.Skip("no /proc/net/tcp")
+	}
+	l := listenLoopback(t)
+	bound := fmt.Sprintf("frontend a\n    bind %s\n", l.Addr())
+	assert.True(t, ppListening(bound))
+	free := ppFreePorts(t, 1, false)[0]
+	assert.False(t, ppListening(fmt.Sprintf("%s    bind 127.0.0.1:%d\n", bound, free)))
 }

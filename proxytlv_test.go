@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,9 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cmux-go/cmux/internal/wiretest"
 )
@@ -118,14 +115,7 @@ func TestProxyTLVHAProxy(t *testing.T) {
 
 	ports := ppFreePorts(t, 3, false)
 	fe := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
-	ppRunHAProxy(t, fmt.Sprintf(`global
-    nbthread 1
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 10s
-    timeout server 10s
-frontend fe_ready
+	ppRunHAProxy(t, fmt.Sprintf(ppHAProxyDefaults+`frontend fe_ready
     bind %s
     tcp-request connection reject
 frontend fe_tls
@@ -143,15 +133,7 @@ backend be
 		tr := &http.Transport{
 			TLSClientConfig: clientTLS(pki.Roots),
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-				// haproxy may enable this frontend a moment after
-				// fe_ready, which ppRunHAProxy waited for.
-				for try := 0; ; try++ {
-					c, err := (&net.Dialer{}).DialContext(ctx, network, via)
-					if err == nil || !errors.Is(err, syscall.ECONNREFUSED) || try == 50 {
-						return c, err
-					}
-					time.Sleep(20 * time.Millisecond)
-				}
+				return (&net.Dialer{}).DialContext(ctx, network, via)
 			},
 			DisableKeepAlives: true,
 		}

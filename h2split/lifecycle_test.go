@@ -144,12 +144,7 @@ func TestBoundedBuffering(t *testing.T) {
 	// Read what comes (the client's windows, 64 KiB in all), never
 	// granting more.
 	go io.Copy(io.Discard, nc) //nolint:errcheck
-	peak := 0
-	for range 30 {
-		time.Sleep(10 * time.Millisecond)
-		peak = max(peak, e.split.buffered())
-	}
-	t.Logf("peak buffered: %d bytes", peak)
+	peak := e.peakBuffered(t)
 	assert.Greater(t, peak, 0)
 	assert.LessOrEqual(t, peak, 3*int(cfg.StreamWindow))
 }
@@ -170,12 +165,7 @@ func TestBoundedBufferingUpload(t *testing.T) {
 			}
 		}()
 	}
-	peak := 0
-	for range 30 {
-		time.Sleep(10 * time.Millisecond)
-		peak = max(peak, e.split.buffered())
-	}
-	t.Logf("peak buffered: %d bytes", peak)
+	peak := e.peakBuffered(t)
 	assert.Greater(t, peak, 0)
 	assert.LessOrEqual(t, peak, 4*int(cfg.StreamWindow))
 	cancel()
@@ -414,4 +404,16 @@ func rawStart(t *testing.T, nc net.Conn) *http2.Framer {
 	require.NoError(t, err)
 	require.NoError(t, fr.WriteSettings())
 	return fr
+}
+
+// peakBuffered samples what the splitter buffers every 10 ms for 300 ms and
+// returns the most.
+func (e *env) peakBuffered(t *testing.T) int {
+	peak := 0
+	for range 30 {
+		time.Sleep(10 * time.Millisecond)
+		peak = max(peak, e.split.buffered())
+	}
+	t.Logf("peak buffered: %d bytes", peak)
+	return peak
 }
