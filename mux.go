@@ -83,6 +83,7 @@ type cMux struct {
 	coarseNow int64              // Unix nanoseconds, as of the expirer's last tick or start
 	wg        sync.WaitGroup     // connections being matched or delivered
 
+	acc     acceptors  // the goroutines that accept connections
 	workers workerPool // the goroutines that match connections
 	obs     *observe   // WithHooks, WithLogger; nil if neither
 }
@@ -176,7 +177,7 @@ func (m *cMux) Serve() error {
 	}
 	acceptErr := make(chan error, 1)
 	acceptDone := make(chan struct{})
-	go m.acceptLoop(acceptErr, acceptDone)
+	m.acc.start(m, acceptErr, acceptDone)
 
 	var err error
 	select {
@@ -362,27 +363,30 @@ func (m *cMux) closedError() error {
 	return op
 }
 
-// acceptLoop accepts connections and starts matching each in its own
-// goroutine until the root listener fails or the mux stops accepting.
-func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
-	defer close(done)
+// acceptLoop is an acceptor (see acceptors): it accepts connections and
+// matches each on the spot when it can, or hands it to a worker, or
+// matches it itself while another acceptor accepts, until the root
+// listener fails or the mux stops accepting. It starts counted in
+// m.acc.ready.
+func (m *cMux) acceptLoop() {
+	a := &m.acc
+	defer a.exit()
 	var delay time.Duration
-	var now nowReader
-	// spare is a sniffer that a connection matched here left behind
-	// (delivered with nothing read, waiting for its first bytes, or
-	// dropped), for the next connection, which spares the pool a round
-	// trip. Only this goroutine touches it (see sniffer.spare).
-	var spare *sniffer
-	for {
+	// st is this acceptor's state between connections; nil while another
+	// acceptor may have it (see acceptors.parked).
+	var st *acceptState
+	for ; ; a.ready.Add(1) {
 		if m.sem != nil {
 			if err := m.acquire(); err != nil {
+				a.ready.Add(-1)
 				if !m.acceptStopped() {
-					errc <- err
+					a.fail(err)
 				}
 				return
 			}
 		}
 		c, err := m.root.Accept()
+		a.ready.Add(-1)
 		if err == nil && c == nil {
 			err = errNilConn
 		}
@@ -393,7 +397,7 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			}
 			m.acceptFailed(err, isTemporary(err))
 			if !m.handleErr(err) || !isTemporary(err) {
-				errc <- err
+				a.fail(err)
 				return
 			}
 			// Back off on errors such as EMFILE instead of spinning.
@@ -408,14 +412,36 @@ func (m *cMux) acceptLoop(errc chan<- error, done chan<- struct{}) {
 			continue
 		}
 		delay = 0
-		mc := m.newConnSpare(c, &spare)
+		if st == nil {
+			st = a.take()
+		}
+		mc := m.newConnSpare(c, &st.spare)
 		if m.obs != nil {
 			m.hookAccepted(mc)
 		}
 		switch m.track(mc) {
 		case tracked:
-			if !m.matchNow(mc, &now, &spare) {
+			sock := isSocket(mc.Conn)
+			switch {
+			case m.matchNow(mc, &st.now, &st.spare):
+			case sock || m.sem != nil:
+				// A socket waits for its bytes on a worker without a
+				// buffer; see acceptors for why MaxMatching does too.
 				m.dispatch(mc)
+			default:
+				// What c may wait for holds up no one; nor does it hold
+				// up the state, which the next acceptor may take.
+				a.standBy(m)
+				a.park(st)
+				st = nil
+				m.serveConn(mc)
+				if a.ready.Load() >= maxReady || m.acceptStopped() {
+					return
+				}
+				continue
+			}
+			if sock && a.ready.Load() > 0 {
+				return // a socket needs no acceptor standing by
 			}
 		case overSource:
 			m.release()
@@ -602,22 +628,16 @@ func (c *MuxConn) acceptedConn() net.Conn {
 // newConn returns the mux's wrapper of a connection about to be matched.
 func (m *cMux) newConn(c net.Conn) *MuxConn {
 	mc := &MuxConn{Conn: c}
-	m.attachSniffer(mc)
+	m.attachSniffer(mc, nil)
 	return mc
 }
 
 // newConnSpare is newConn on the accept loop: it takes *spare, if there is
 // one, instead of a sniffer from the pool.
 func (m *cMux) newConnSpare(c net.Conn, spare **sniffer) *MuxConn {
-	s := *spare
-	if s == nil {
-		return m.newConn(c)
-	}
-	*spare = nil
 	mc := &MuxConn{Conn: c}
-	s.init(mc, m.pools, m.maxSniff)
-	s.mux = m
-	mc.sniff = s
+	m.attachSniffer(mc, *spare)
+	*spare = nil
 	return mc
 }
 
@@ -625,9 +645,15 @@ func (m *cMux) newConnSpare(c net.Conn, spare **sniffer) *MuxConn {
 // bytes of a connection without a sniffer.
 var testHookIdleWait func()
 
-// attachSniffer gives c a sniffer from the pool.
-func (m *cMux) attachSniffer(c *MuxConn) {
-	c.sniff = m.pools.newSniffer(c, m.maxSniff)
+// attachSniffer gives c the sniffer spare, a free one, or one from the
+// pool if spare is nil.
+func (m *cMux) attachSniffer(c *MuxConn, spare *sniffer) {
+	if spare == nil {
+		c.sniff = m.pools.newSniffer(c, m.maxSniff)
+	} else {
+		spare.init(c, m.pools, m.maxSniff)
+		c.sniff = spare
+	}
 	c.sniff.mux = m
 }
 
@@ -642,11 +668,11 @@ func (m *cMux) serveConn(c *MuxConn) {
 		}
 		if isSocket(c.Conn) {
 			waitReadable(c.Conn)
-			m.attachSniffer(c)
+			m.attachSniffer(c, nil)
 			c.sniff.readable = true
 		} else {
 			n, err := c.Conn.Read(c.first[:])
-			m.attachSniffer(c)
+			m.attachSniffer(c, nil)
 			c.sniff.took(n, err)
 		}
 	}

@@ -1,0 +1,120 @@
+package cmux
+
+import (
+	"net"
+	"sync/atomic"
+)
+
+// Acceptors are the goroutines that run acceptLoop. While Serve runs there
+// is at least one; all of them call the root listener's Accept, which
+// net.Listener allows from several goroutines at once.
+//
+// A connection that is not a socket (a *tls.Conn, an in-memory pipe, a
+// wrapper of the program's) cannot be read without the risk of waiting,
+// so its matching cannot be decided on the spot as a socket's can. Handing
+// it to a worker would cost a goroutine switch per connection. Instead,
+// the acceptor that accepted it matches it itself, once it has made sure
+// that another acceptor is, or will be, in the root's Accept (standBy): a
+// connection whose bytes have not arrived holds up only the acceptor
+// matching it, never the next connection. When the bytes are there, the
+// connection goes from the root's Accept to the child's in one switch, as
+// it would with a mux that matched everything on one accept loop.
+//
+// Sockets still go to workers: two goroutines in the Accept of a TCP
+// listener would take turns on its file descriptor's lock, a wake-up per
+// connection, and a socket that has not sent yet is waited on by a worker
+// that holds no buffer. So do all connections under MaxMatching, whose
+// slots an acceptor takes before Accept: standing acceptors would hold
+// slots no connection uses.
+//
+// Serve starts maxReady acceptors, or one for a listener of the net
+// package, whose connections are sockets, or under MaxMatching. An acceptor that has matched a
+// connection itself goes back to Accept unless maxReady others are there
+// already, and one that has not (a socket's) unless another is: otherwise
+// it exits. So a burst of slow connections leaves no more acceptors behind
+// than there were before it, each blocked in Accept, which holds no buffer.
+type acceptors struct {
+	// live counts the goroutines running acceptLoop; the last to exit
+	// closes done.
+	live atomic.Int32
+	// ready counts those between the top of their loop and the return of
+	// the root's Accept: waiting for a MaxMatching slot, in Accept, or
+	// about to be (an acceptor being started).
+	ready atomic.Int32
+	// parked holds the state an acceptor left when it went to match a
+	// connection, for the next acceptor that needs one.
+	parked atomic.Pointer[acceptState]
+	// Set by start before the first acceptor starts.
+	errc chan<- error    // the first error that ends an acceptor
+	done chan<- struct{} // closed when the last acceptor exits
+}
+
+// maxReady is how many acceptors may wait in Accept at once; see acceptors.
+const maxReady = 2
+
+// acceptState is what an acceptor keeps from one connection to the next:
+// the state of its reads without waiting, and a sniffer for the next
+// connection. One acceptor at a time owns it.
+type acceptState struct {
+	now   nowReader
+	spare *sniffer
+}
+
+// start starts the acceptors of Serve; errc gets the first error that
+// ends one, and done is closed when the last exits. A root listener of
+// sockets gets one; any other, two (see acceptors).
+func (a *acceptors) start(m *cMux, errc chan<- error, done chan<- struct{}) {
+	a.errc, a.done = errc, done
+	n := int32(maxReady)
+	switch m.root.(type) {
+	case *net.TCPListener, *net.UnixListener:
+		n = 1
+	}
+	if m.sem != nil {
+		n = 1
+	}
+	a.live.Add(n)
+	a.ready.Add(n)
+	for range n {
+		go m.acceptLoop()
+	}
+}
+
+// standBy makes sure that some acceptor other than the caller is in, or
+// on its way to, the root's Accept, starting one if none is.
+func (a *acceptors) standBy(m *cMux) {
+	if a.ready.Load() > 0 {
+		return
+	}
+	a.live.Add(1)
+	a.ready.Add(1)
+	go m.acceptLoop()
+}
+
+// exit ends an acceptor. Since an acceptor starts another only while it
+// runs itself, live reaches 0 once, after which no acceptor starts again.
+func (a *acceptors) exit() {
+	if a.live.Add(-1) == 0 {
+		close(a.done)
+	}
+}
+
+// fail passes err, which ended an acceptor, to Serve, unless another
+// acceptor passed one first.
+func (a *acceptors) fail(err error) {
+	select {
+	case a.errc <- err:
+	default:
+	}
+}
+
+// park leaves st for the next acceptor that takes one.
+func (a *acceptors) park(st *acceptState) { a.parked.Store(st) }
+
+// take returns the parked state, or a new one.
+func (a *acceptors) take() *acceptState {
+	if st := a.parked.Swap(nil); st != nil {
+		return st
+	}
+	return new(acceptState)
+}
