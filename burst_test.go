@@ -396,37 +396,66 @@ func TestBurstClientProcess(t *testing.T) {
 	io.Copy(io.Discard, os.Stdin)
 }
 
-// After a burst of connections matched on workers, every goroutine the mux
-// started for it is gone within a second of the last delivery, while the
-// mux goes on serving: the workers (idle for workerIdle, plus at most a
-// quarter of it) and the expirer of MatchTimeout (a tick, at most 250 ms).
+// After a burst of connections matched off the accept loop, every
+// goroutine the mux started for it is gone within a second of the last
+// delivery, while the mux goes on serving: the acceptors that matched
+// connections that are not sockets at once (in memory), the workers that
+// matched sockets after being idle for workerIdle, plus at most a quarter
+// of it (over TCP), and the expirer of MatchTimeout (a tick, at most
+// 250 ms).
 func TestWorkersStopAfterBurst(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
-	ml := newMemListener()
-	m := New(ml)
-	// A matcher of the program's runs on a worker; sleeping keeps many
-	// workers busy at once.
+	t.Run("memory", func(t *testing.T) {
+		ml := newMemListener()
+		testGoroutinesStopAfterBurst(t, ml, func() {
+			ml.connc <- &memConn{flight: []byte("x")}
+		})
+	})
+	t.Run("tcp", func(t *testing.T) {
+		tl := listenLoopback(t)
+		var clients []net.Conn
+		t.Cleanup(func() {
+			for _, c := range clients {
+				c.Close()
+			}
+		})
+		testGoroutinesStopAfterBurst(t, tl, func() {
+			c := dialTCP(t, tl.Addr().String())
+			clients = append(clients, c)
+			if _, err := c.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+}
+
+// testGoroutinesStopAfterBurst serves root and makes a burst of
+// connections with connect (which sends one byte on each), all matched
+// by a matcher of the program's, which runs off the accept loop.
+func testGoroutinesStopAfterBurst(t *testing.T, root net.Listener, connect func()) {
+	testcheck.CheckLeaks(t)
+	m := New(root)
+	// Sleeping keeps many goroutines busy at once.
 	l := m.Match(func(io.Reader) bool { time.Sleep(20 * time.Millisecond); return true })
-	serveMux(t, m, ml)
+	serveMux(t, m, root)
 	accepted := acceptChan(t, l)
 	time.Sleep(20 * time.Millisecond)
 	base := runtime.NumGoroutine()
 
 	const n = 200
 	for range n {
-		ml.connc <- &memConn{flight: []byte("x")}
+		connect()
 	}
 	peak := runtime.NumGoroutine()
 	for range n {
 		takeConn(t, accepted).Close()
 	}
 	done := time.Now()
-	require.Greater(t, peak, base+n/4, "the burst did not start workers")
+	require.Greater(t, peak, base+4, "the burst did not start goroutines")
 	for runtime.NumGoroutine() > base {
 		if time.Since(done) > time.Second {
 			t.Fatalf("%d goroutines 1s after the burst, %d before it", runtime.NumGoroutine(), base)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Logf("%d workers at the peak, all gone %v after the last delivery", peak-base, time.Since(done).Round(time.Millisecond))
+	t.Logf("%d goroutines at the peak, all gone %v after the last delivery", peak-base, time.Since(done).Round(time.Millisecond))
 }

@@ -14,8 +14,8 @@ import (
 // rule out is not read. All() with no matchers matches every connection.
 //
 // Through the mux, each of ms runs where it would run alone: this
-// package's matchers on the accept loop when the bytes are there, yours on
-// a worker, once per connection. On another io.Reader, All buffers what
+// package's matchers on the accept loop when the bytes are there, yours
+// off it, once per connection. On another io.Reader, All buffers what
 // the matchers read (at most DefaultMaxSniffBytes) so that each reads it
 // from the first byte.
 func All(ms ...Matcher) Matcher {

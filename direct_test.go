@@ -13,7 +13,7 @@ import (
 // sniffed bytes are read, then Direct reports true and the underlying
 // connection yields the rest of the stream.
 func TestMuxConnDirect(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	root := listenLoopback(t)
 	m := New(root)
 	l := m.Match(PrefixMatcher("hello"))
@@ -40,7 +40,7 @@ func TestMuxConnDirect(t *testing.T) {
 // matcher, reads go through it, Direct false, until the client's ACK of
 // them has been taken out of the stream, even once the replay is drained.
 func TestMuxConnDirectAfterAck(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	root := listenLoopback(t)
 	m := New(root)
 	l := m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))

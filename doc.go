@@ -32,13 +32,17 @@
 // Matchers run on the mux's accept loop when the bytes they need are
 // already there (on sockets, the mux reads what has arrived, without
 // waiting, once a matcher asks for bytes) or when they need none, and
-// otherwise on a worker goroutine, so
-// a connection whose bytes have not arrived never delays another. Only the
-// matchers of this package run on the accept loop: a matcher of yours runs
-// on a worker, once per connection. A matcher of this package may run on
-// the accept loop and again on a worker when the first bytes arrive in
-// pieces; wrapping one in a function of yours makes that function run
-// twice then.
+// otherwise on another goroutine, so that a connection whose bytes have not
+// arrived never delays another: a worker for a socket; for any other
+// connection (a *tls.Conn, an in-memory pipe), which cannot be read without
+// the risk of waiting, the goroutine that accepted it, once another has
+// taken over the root listener's Accept. So the mux may call the root's
+// Accept from two goroutines at once, as net.Listener allows, unless the
+// root is a listener of the net package. Only the matchers of this package
+// run on the accept loop: a matcher of yours runs elsewhere, once per
+// connection. A matcher of this package may run on the accept loop and
+// again elsewhere when the first bytes arrive in pieces; wrapping one in a
+// function of yours makes that function run twice then.
 //
 // The child listener's Accept returns a *MuxConn (see its documentation for
 // connections with TLS state) that reads exactly what the client sent, from

@@ -52,7 +52,7 @@ func TestIdleWaitWithoutSniffer(t *testing.T) {
 		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			defer testcheck.CheckLeaks(t)
+			testcheck.CheckLeaks(t)
 			waits.Store(0)
 			var root net.Listener
 			var dial func() net.Conn
@@ -110,7 +110,7 @@ func TestIdleWaitWithoutSniffer(t *testing.T) {
 // say no without reading, and a later listener take the connection at
 // once, as a client waiting for the server to speak first needs.
 func TestIdleWaitNotForDeferredMatcher(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	var waits atomic.Int64
 	testHookIdleWait = func() { waits.Add(1) }
 	t.Cleanup(func() { testHookIdleWait = nil })
@@ -175,7 +175,7 @@ func TestBuiltinKnownAtRegistration(t *testing.T) {
 // not for bytes: a client that completes it and then waits for the server
 // to speak (ALPN other than the matcher's) reaches the next listener.
 func TestIdleWaitNotForHandshake(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	pki := newTestPKI(t)
 	cfg := serverTLS(pki.Leaf(t, "srv", "a.example.com"))
 	cfg.NextProtos = []string{"h2", "greet"}
@@ -228,7 +228,7 @@ func TestIdleWaitEnds(t *testing.T) {
 		{"silent", func(c net.Conn) {}, ErrMatchTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			defer testcheck.CheckLeaks(t)
+			testcheck.CheckLeaks(t)
 			root := listenLoopback(t)
 			m := NewWithOptions(root, MatchTimeout(300*time.Millisecond))
 			errs := errorChan(m, 10)

@@ -18,9 +18,11 @@ import (
 //
 //   - registered: made by New; Match and MatchWithWriters add listeners
 //     (they may still do so later).
-//   - serving: Serve runs its accept loop. Each accepted connection is
-//     matched in a goroutine of its own, listed in inflight meanwhile, then
-//     queued for a child listener or dropped.
+//   - serving: Serve runs its accept loop on one or more acceptors (see
+//     acceptors). Each accepted connection is matched on the spot or on a
+//     goroutine of its own (a worker, or the acceptor that accepted it),
+//     listed in inflight meanwhile, then queued for a child listener or
+//     dropped.
 //   - draining: Shutdown was called. The accept loop has stopped and the
 //     root listener is closed; connections in flight finish matching and
 //     are queued; children hand out their queues, then return
@@ -206,10 +208,10 @@ func (m *cMux) Serve() error {
 	return err
 }
 
-// interruptAccept makes an Accept still blocked in the accept loop return,
+// interruptAccept makes the Accepts still blocked in the acceptors return,
 // where the root listener allows it, so that no goroutine of the mux
 // outlives Serve. A listener whose Accept ignores the deadline does not
-// hold Serve: its accept loop ends when the listener is closed.
+// hold Serve: its acceptors end when the listener is closed.
 func (m *cMux) interruptAccept(acceptDone <-chan struct{}) {
 	d, ok := m.root.(interface{ SetDeadline(time.Time) error })
 	if !ok {

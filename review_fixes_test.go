@@ -115,7 +115,7 @@ func TestWrappedSocketReadThroughItsRead(t *testing.T) {
 // which must not be what the count is taken back from. Connections from
 // one proxy, one after another, are all delivered.
 func TestMaxMatchingPerSourceTerminateTLSProxyHeader(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	p := newTermPKI(t)
 	root := listenLoopback(t)
 	m := NewWithOptions(root, TerminateTLS(p.serverConfig()), MaxMatchingPerSource(2),

@@ -79,7 +79,7 @@ func dialGRPC(t *testing.T, addr string) *grpc.ClientConn {
 // If grpc-go stops looking for ReadOnReady, this test fails: the idle
 // connection then pins a read buffer again.
 func TestGRPCReadsOnReady(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	var calls atomic.Int64
 	testHookReadOnReady = func() { calls.Add(1) }
 	t.Cleanup(func() { testHookReadOnReady = nil })
@@ -122,7 +122,7 @@ func TestProxyHeaderThroughConn(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("connections are returned unchanged")
 	}
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	m := cmux.NewWithOptions(root, cmux.ProxyProtocol(cmux.ProxyConfig{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}))
@@ -182,7 +182,7 @@ func TestProxyHeaderThroughConn(t *testing.T) {
 // Close, completes through Listener: the call ends cleanly, every Serve
 // returns, nothing leaks.
 func TestGracefulStopThroughListener(t *testing.T) {
-	defer testcheck.CheckLeaks(t)
+	testcheck.CheckLeaks(t)
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	m := cmux.New(root)

@@ -1,0 +1,174 @@
+package cmux
+
+import (
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/cmux-go/cmux/internal/testcheck"
+)
+
+const acceptorsFlight = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+// A connection that is not a socket and whose bytes are there is matched
+// by the acceptor that accepted it: no worker starts.
+func TestAcceptorMatchesNonSocket(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	ml := newMemListener()
+	m := New(ml)
+	l := m.Match(HTTP1Fast())
+	serveMux(t, m, ml)
+	accepted := acceptChan(t, l)
+	for range 50 {
+		ml.connc <- &memConn{flight: []byte(acceptorsFlight)}
+		c := takeConn(t, accepted)
+		b, err := io.ReadAll(c)
+		if err != nil || string(b) != acceptorsFlight {
+			t.Fatalf("delivered connection read %q, %v", b, err)
+		}
+		c.Close()
+	}
+	p := &m.(*cMux).workers
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d workers started for connections whose bytes were there", idle)
+	}
+}
+
+// Connections that are not sockets and send nothing hold up only the
+// acceptors matching them: one that sends is delivered at once, and once
+// the silent ones end, the acceptors left are those there were before.
+func TestSilentNonSocketsDelayNoOne(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	ml := newMemListener()
+	m := New(ml)
+	errs := errorChan(m, 16)
+	l := m.Match(HTTP1Fast())
+	serveMux(t, m, ml)
+	accepted := acceptChan(t, l)
+	time.Sleep(20 * time.Millisecond)
+	base := runtime.NumGoroutine()
+
+	const silent = 10
+	clients := make([]net.Conn, silent)
+	for i := range clients {
+		var server net.Conn
+		clients[i], server = net.Pipe()
+		ml.connc <- server
+	}
+	ml.connc <- &memConn{flight: []byte(acceptorsFlight)}
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(2 * time.Second):
+		t.Fatal("a connection that sent its bytes waited behind silent ones")
+	}
+	if n := runtime.NumGoroutine(); n < base+silent {
+		t.Errorf("%d goroutines with %d silent connections, %d before", n, silent, base)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	for range silent {
+		if err := nextErr(t, errs); !errors.Is(err, ErrNoBytes) {
+			t.Errorf("silent connection: %v, want ErrNoBytes", err)
+		}
+	}
+	deadline := time.Now().Add(time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the silent connections ended, %d before", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// socketsListener hides the type of a listener of sockets.
+type socketsListener struct{ net.Listener }
+
+// A listener the mux does not know gets two acceptors; once it turns out
+// to hand out sockets, one is left.
+func TestAcceptorsTrimForSockets(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	tl := listenLoopback(t)
+	m := New(socketsListener{tl})
+	l := m.Match(HTTP1Fast())
+	serveMux(t, m, socketsListener{tl})
+	accepted := acceptChan(t, l)
+	acc := &m.(*cMux).acc
+	deadline := time.Now().Add(2 * time.Second)
+	for acc.live.Load() != maxReady {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acceptors, want %d before any connection", acc.live.Load(), maxReady)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c := dialTCP(t, tl.Addr().String())
+	defer c.Close()
+	if _, err := io.WriteString(c, acceptorsFlight); err != nil {
+		t.Fatal(err)
+	}
+	takeConn(t, accepted).Close()
+	for acc.live.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acceptors after a socket, want 1", acc.live.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// failingListener's Accept fails, for every caller, once failc is closed.
+type failingListener struct {
+	*memListener
+	failc chan struct{}
+	err   error
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.connc:
+		return c, nil
+	case <-l.failc:
+		return nil, l.err
+	}
+}
+
+// Every acceptor fails at once: Serve returns the error, and no acceptor
+// is left waiting to pass on its own.
+func TestAcceptorsFailTogether(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	boom := errors.New("boom")
+	fl := &failingListener{memListener: newMemListener(), failc: make(chan struct{}), err: boom}
+	m := New(fl)
+	m.Match(Any())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	acc := &m.(*cMux).acc
+	deadline := time.Now().Add(2 * time.Second)
+	for acc.ready.Load() != maxReady {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acceptors in Accept, want %d", acc.ready.Load(), maxReady)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(fl.failc)
+	select {
+	case err := <-done:
+		if !errors.Is(err, boom) {
+			t.Fatalf("Serve: %v, want %v", err, boom)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	for acc.live.Load() != 0 {
+		if time.Now().After(deadline.Add(3 * time.Second)) {
+			t.Fatalf("%d acceptors left", acc.live.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
