@@ -170,13 +170,12 @@ $FULL
 
 The last column takes out the harness alone (BenchmarkHarness: the same
 connections accepted and closed with no mux). A memConn is not a socket:
-nothing tells whether its Read would wait. So that a connection whose bytes
-have not arrived never holds up the others, cmux reads one only on a
-worker goroutine, and every case but Any pays a hand-off from the accept
-loop to a worker and back to the server's Accept (two goroutine switches,
-about 4,000 instructions here); v0.1.5 pays about as much for the
-goroutine it starts per connection. Any needs no bytes and is decided in
-the accept loop.
+nothing tells whether its Read would wait. So cmux reads it on the
+goroutine that accepted it only while another of its acceptors waits in
+the root's Accept (two, blocked on the memListener's channel, take turns):
+a connection whose bytes have not arrived holds up only its own acceptor.
+Each connection then costs one goroutine switch to the mux and one to the
+server's Accept; v0.1.5 also starts a goroutine per connection.
 
 ## Full path (in-memory sockets)
 
