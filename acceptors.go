@@ -6,19 +6,21 @@ import (
 )
 
 // Acceptors are the goroutines that run acceptLoop. While Serve runs there
-// is at least one; all of them call the root listener's Accept, which
-// net.Listener allows from several goroutines at once.
+// is at least one. By default there is exactly one, and the root
+// listener's Accept is called from one goroutine at a time, as v0.1.5
+// does.
 //
 // A connection that is not a socket (a *tls.Conn, an in-memory pipe, a
 // wrapper of the program's) cannot be read without the risk of waiting,
-// so its matching cannot be decided on the spot as a socket's can. Handing
-// it to a worker would cost a goroutine switch per connection. Instead,
-// the acceptor that accepted it matches it itself, once it has made sure
-// that another acceptor is, or will be, in the root's Accept (standBy): a
-// connection whose bytes have not arrived holds up only the acceptor
-// matching it, never the next connection. When the bytes are there, the
-// connection goes from the root's Accept to the child's in one switch, as
-// it would with a mux that matched everything on one accept loop.
+// so its matching cannot be decided on the spot as a socket's can: by
+// default it goes to a worker, a goroutine switch per connection. With
+// ConcurrentAccept, the acceptor that accepted it matches it itself,
+// once it has made sure that another acceptor is, or will be, in the
+// root's Accept (standBy): a connection whose bytes have not arrived holds
+// up only the acceptor matching it, never the next connection. When the
+// bytes are there, the connection goes from the root's Accept to the
+// child's in one switch, as with a mux that matched everything on one
+// accept loop; that needs a second goroutine already waiting in Accept.
 //
 // Sockets still go to workers: two goroutines in the Accept of a TCP
 // listener would take turns on its file descriptor's lock, a wake-up per
@@ -27,19 +29,21 @@ import (
 // slots an acceptor takes before Accept: standing acceptors would hold
 // slots no connection uses.
 //
-// Serve starts maxReady acceptors, or one for a listener of the net
-// package, whose connections are sockets, or under MaxMatching. An acceptor that has matched a
-// connection itself goes back to Accept unless maxReady others are there
-// already, and one that has not (a socket's) unless another is: otherwise
-// it exits. So a burst of slow connections leaves no more acceptors behind
-// than there were before it, each blocked in Accept, which holds no buffer.
+// With ConcurrentAccept, Serve starts maxReady acceptors, or one for a
+// listener of the net package, whose connections are sockets. An acceptor
+// that has matched a connection itself goes back to Accept unless maxReady
+// others are there already (rejoin), and one that handled a socket unless
+// another is: otherwise it exits. An acceptor exits only while another is
+// counted in ready, so some acceptor is always on its way to Accept, and a
+// burst of slow connections leaves no more acceptors behind than there
+// were before it, each blocked in Accept, which holds no buffer.
 type acceptors struct {
 	// live counts the goroutines running acceptLoop; the last to exit
 	// closes done.
 	live atomic.Int32
-	// ready counts those between the top of their loop and the return of
-	// the root's Accept: waiting for a MaxMatching slot, in Accept, or
-	// about to be (an acceptor being started).
+	// ready counts, with ConcurrentAccept only, those between the top of
+	// their loop and the return of the root's Accept: in Accept, or about
+	// to be (an acceptor being started).
 	ready atomic.Int32
 	// parked holds the state an acceptor left when it went to match a
 	// connection, for the next acceptor that needs one.
@@ -61,20 +65,21 @@ type acceptState struct {
 }
 
 // start starts the acceptors of Serve; errc gets the first error that
-// ends one, and done is closed when the last exits. A root listener of
-// sockets gets one; any other, two (see acceptors).
+// ends one, and done is closed when the last exits.
 func (a *acceptors) start(m *cMux, errc chan<- error, done chan<- struct{}) {
 	a.errc, a.done = errc, done
-	n := int32(maxReady)
+	n := int32(1)
 	switch m.root.(type) {
 	case *net.TCPListener, *net.UnixListener:
-		n = 1
-	}
-	if m.sem != nil {
-		n = 1
+	default:
+		if m.concurrent {
+			n = maxReady
+		}
 	}
 	a.live.Add(n)
-	a.ready.Add(n)
+	if m.concurrent {
+		a.ready.Add(n)
+	}
 	for range n {
 		go m.acceptLoop()
 	}
@@ -89,6 +94,21 @@ func (a *acceptors) standBy(m *cMux) {
 	a.live.Add(1)
 	a.ready.Add(1)
 	go m.acceptLoop()
+}
+
+// rejoin counts an acceptor that matched a connection itself in ready
+// again, unless maxReady others are counted: then it reports false, and
+// the acceptor exits.
+func (a *acceptors) rejoin() bool {
+	for {
+		n := a.ready.Load()
+		if n >= maxReady {
+			return false
+		}
+		if a.ready.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
 }
 
 // exit ends an acceptor. Since an acceptor starts another only while it

@@ -2,9 +2,11 @@ package cmux
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,12 +15,13 @@ import (
 
 const acceptorsFlight = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
-// A connection that is not a socket and whose bytes are there is matched
-// by the acceptor that accepted it: no worker starts.
+// With ConcurrentAccept, a connection that is not a socket and whose
+// bytes are there is matched by the acceptor that accepted it: no worker
+// starts.
 func TestAcceptorMatchesNonSocket(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	ml := newMemListener()
-	m := New(ml)
+	m := NewWithOptions(ml, ConcurrentAccept())
 	l := m.Match(HTTP1Fast())
 	serveMux(t, m, ml)
 	accepted := acceptChan(t, l)
@@ -31,6 +34,7 @@ func TestAcceptorMatchesNonSocket(t *testing.T) {
 		}
 		c.Close()
 	}
+	time.Sleep(20 * time.Millisecond) // for a worker to go idle, if one ran
 	p := &m.(*cMux).workers
 	p.mu.Lock()
 	idle := len(p.idle)
@@ -40,13 +44,14 @@ func TestAcceptorMatchesNonSocket(t *testing.T) {
 	}
 }
 
-// Connections that are not sockets and send nothing hold up only the
-// acceptors matching them: one that sends is delivered at once, and once
-// the silent ones end, the acceptors left are those there were before.
+// With ConcurrentAccept, connections that are not sockets and send nothing
+// hold up only the acceptors matching them: one that sends is delivered at
+// once, and once the silent ones end, the acceptors left are those there
+// were before.
 func TestSilentNonSocketsDelayNoOne(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	ml := newMemListener()
-	m := New(ml)
+	m := NewWithOptions(ml, ConcurrentAccept())
 	errs := errorChan(m, 16)
 	l := m.Match(HTTP1Fast())
 	serveMux(t, m, ml)
@@ -59,9 +64,9 @@ func TestSilentNonSocketsDelayNoOne(t *testing.T) {
 	for i := range clients {
 		var server net.Conn
 		clients[i], server = net.Pipe()
-		ml.connc <- server
+		sendConn(t, ml, server)
 	}
-	ml.connc <- &memConn{flight: []byte(acceptorsFlight)}
+	sendConn(t, ml, &memConn{flight: []byte(acceptorsFlight)})
 	select {
 	case c := <-accepted:
 		c.Close()
@@ -88,15 +93,25 @@ func TestSilentNonSocketsDelayNoOne(t *testing.T) {
 	}
 }
 
+// sendConn hands c to ml's Accept, failing t if no one accepts it.
+func sendConn(t *testing.T, ml *memListener, c net.Conn) {
+	t.Helper()
+	select {
+	case ml.connc <- c:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no one accepted a connection for 2s")
+	}
+}
+
 // socketsListener hides the type of a listener of sockets.
 type socketsListener struct{ net.Listener }
 
-// A listener the mux does not know gets two acceptors; once it turns out
-// to hand out sockets, one is left.
+// With ConcurrentAccept, a listener the mux does not know gets two
+// acceptors; once it turns out to hand out sockets, one is left.
 func TestAcceptorsTrimForSockets(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	tl := listenLoopback(t)
-	m := New(socketsListener{tl})
+	m := NewWithOptions(socketsListener{tl}, ConcurrentAccept())
 	l := m.Match(HTTP1Fast())
 	serveMux(t, m, socketsListener{tl})
 	accepted := acceptChan(t, l)
@@ -144,7 +159,7 @@ func TestAcceptorsFailTogether(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	boom := errors.New("boom")
 	fl := &failingListener{memListener: newMemListener(), failc: make(chan struct{}), err: boom}
-	m := New(fl)
+	m := NewWithOptions(fl, ConcurrentAccept())
 	m.Match(Any())
 	done := make(chan error, 1)
 	go func() { done <- m.Serve() }()
@@ -170,5 +185,106 @@ func TestAcceptorsFailTogether(t *testing.T) {
 			t.Fatalf("%d acceptors left", acc.live.Load())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// oneAtATime is a memListener that records whether its Accept was ever
+// called from two goroutines at once.
+type oneAtATime struct {
+	*memListener
+	in, overlapped atomic.Int32
+}
+
+func (l *oneAtATime) Accept() (net.Conn, error) {
+	if l.in.Add(1) > 1 {
+		l.overlapped.Store(1)
+	}
+	defer l.in.Add(-1)
+	return l.memListener.Accept()
+}
+
+// By default the root's Accept is called from one goroutine at a time, as
+// v0.1.5 does, whatever the connections do (silent ones among them);
+// ConcurrentAccept calls it from two.
+func TestRootAcceptOneAtATime(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
+			testcheck.CheckLeaks(t)
+			ml := &oneAtATime{memListener: newMemListener()}
+			var opts []Option
+			if concurrent {
+				opts = append(opts, ConcurrentAccept())
+			}
+			m := NewWithOptions(ml, opts...)
+			m.HandleError(func(error) bool { return true })
+			l := m.Match(HTTP1Fast())
+			serveMux(t, m, ml)
+			accepted := acceptChan(t, l)
+			var clients []net.Conn
+			for range 5 {
+				client, server := net.Pipe()
+				clients = append(clients, client)
+				sendConn(t, ml.memListener, server)
+			}
+			for range 20 {
+				sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
+				takeConn(t, accepted).Close()
+			}
+			for _, c := range clients {
+				c.Close()
+			}
+			time.Sleep(20 * time.Millisecond)
+			if got := ml.overlapped.Load() == 1; got != concurrent {
+				t.Errorf("Accept called from two goroutines at once: %v, want %v", got, concurrent)
+			}
+		})
+	}
+}
+
+// errOnce is a memListener whose Accept returns, once, the error sent on
+// errc, to the one caller that takes it.
+type errOnce struct {
+	*memListener
+	errc chan error
+}
+
+func (l *errOnce) Accept() (net.Conn, error) {
+	select {
+	case err := <-l.errc:
+		return nil, err
+	case c := <-l.connc:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// By default, once Serve has returned on an Accept error the handler
+// refused, with the root still open, no goroutine of the mux is in the
+// root's Accept: a connection that comes then waits for the program, as
+// with v0.1.5, rather than being accepted and closed.
+func TestServeRefusedErrorLeavesNoAcceptor(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	boom := errors.New("boom")
+	ml := &errOnce{memListener: newMemListener(), errc: make(chan error)}
+	defer ml.Close()
+	m := New(ml)
+	m.HandleError(func(error) bool { return false })
+	m.Match(Any())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	ml.errc <- boom
+	select {
+	case err := <-done:
+		if !errors.Is(err, boom) {
+			t.Fatalf("Serve: %v, want %v", err, boom)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	select {
+	case ml.connc <- &memConn{}:
+		t.Error("a connection was accepted after Serve returned")
+	case <-time.After(100 * time.Millisecond):
 	}
 }

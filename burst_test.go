@@ -398,18 +398,24 @@ func TestBurstClientProcess(t *testing.T) {
 
 // After a burst of connections matched off the accept loop, every
 // goroutine the mux started for it is gone within a second of the last
-// delivery, while the mux goes on serving: the acceptors that matched
-// connections that are not sockets at once (in memory), the workers that
-// matched sockets after being idle for workerIdle, plus at most a quarter
-// of it (over TCP), and the expirer of MatchTimeout (a tick, at most
-// 250 ms).
+// delivery, while the mux goes on serving: the workers that matched them,
+// after being idle for workerIdle, plus at most a quarter of it; with
+// ConcurrentAccept and connections that are not sockets, the acceptors
+// that matched them, at once; and the expirer of MatchTimeout (a tick, at
+// most 250 ms).
 func TestWorkersStopAfterBurst(t *testing.T) {
-	t.Run("memory", func(t *testing.T) {
-		ml := newMemListener()
-		testGoroutinesStopAfterBurst(t, ml, func() {
-			ml.connc <- &memConn{flight: []byte("x")}
+	for _, opts := range [][]Option{nil, {ConcurrentAccept()}} {
+		name := "memory"
+		if opts != nil {
+			name += ",ConcurrentAccept"
+		}
+		t.Run(name, func(t *testing.T) {
+			ml := newMemListener()
+			testGoroutinesStopAfterBurst(t, ml, func() {
+				ml.connc <- &memConn{flight: []byte("x")}
+			}, opts...)
 		})
-	})
+	}
 	t.Run("tcp", func(t *testing.T) {
 		tl := listenLoopback(t)
 		var clients []net.Conn
@@ -431,9 +437,9 @@ func TestWorkersStopAfterBurst(t *testing.T) {
 // testGoroutinesStopAfterBurst serves root and makes a burst of
 // connections with connect (which sends one byte on each), all matched
 // by a matcher of the program's, which runs off the accept loop.
-func testGoroutinesStopAfterBurst(t *testing.T, root net.Listener, connect func()) {
+func testGoroutinesStopAfterBurst(t *testing.T, root net.Listener, connect func(), opts ...Option) {
 	testcheck.CheckLeaks(t)
-	m := New(root)
+	m := NewWithOptions(root, opts...)
 	// Sleeping keeps many goroutines busy at once.
 	l := m.Match(func(io.Reader) bool { time.Sleep(20 * time.Millisecond); return true })
 	serveMux(t, m, root)

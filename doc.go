@@ -17,7 +17,8 @@
 // connection keeps what the underlying one can do (sendfile, splice,
 // half-close). Other changes are options of NewWithOptions
 // (IndependentListeners, ExposeConnectionState, ProxyProtocol, MaxMatching,
-// MaxMatchingPerSource) or methods v0.1.5 did not have (Shutdown).
+// MaxMatchingPerSource, ConcurrentAccept) or methods v0.1.5 did not have
+// (Shutdown).
 //
 // # Matching
 //
@@ -32,13 +33,11 @@
 // Matchers run on the mux's accept loop when the bytes they need are
 // already there (on sockets, the mux reads what has arrived, without
 // waiting, once a matcher asks for bytes) or when they need none, and
-// otherwise on another goroutine, so that a connection whose bytes have not
-// arrived never delays another: a worker for a socket; for any other
-// connection (a *tls.Conn, an in-memory pipe), which cannot be read without
-// the risk of waiting, the goroutine that accepted it, once another has
-// taken over the root listener's Accept. So the mux may call the root's
-// Accept from two goroutines at once, as net.Listener allows, unless the
-// root is a listener of the net package. Only the matchers of this package
+// otherwise on a worker goroutine, so that a connection whose bytes have
+// not arrived never delays another. (With ConcurrentAccept, a connection
+// that is not a socket, which cannot be read without the risk of waiting,
+// is matched instead by the goroutine that accepted it, while another
+// waits in the root listener's Accept.) Only the matchers of this package
 // run on the accept loop: a matcher of yours runs elsewhere, once per
 // connection. A matcher of this package may run on the accept loop and
 // again elsewhere when the first bytes arrive in pieces; wrapping one in a

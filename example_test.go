@@ -63,7 +63,11 @@ func Example_tls() {
 
 // Terminate TLS on the root listener and mux the decrypted connections.
 // With ExposeConnectionState the connections the mux delivers keep their
-// TLS state, so net/http fills Request.TLS.
+// TLS state, so net/http fills Request.TLS. The root's Accept, that of
+// crypto/tls over a TCP listener, is safe for concurrent use: with
+// ConcurrentAccept the goroutine that accepted a connection makes its
+// handshake and matches it while another accepts, rather than handing it
+// to a worker.
 func Example_muxInsideTLS() {
 	cert, roots := selfSigned()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -71,7 +75,7 @@ func Example_muxInsideTLS() {
 		log.Fatal(err)
 	}
 	m := cmux.NewWithOptions(tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}}),
-		cmux.ExposeConnectionState())
+		cmux.ExposeConnectionState(), cmux.ConcurrentAccept())
 	httpL := m.Match(cmux.HTTP1Fast())
 	pingL := m.Match(cmux.PrefixMatcher("PING"))
 

@@ -689,6 +689,14 @@ func h2RunGo(t *testing.T, e *h2Cell, mode h2RelayMode, contentType, want string
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 		require.Equal(t, want+" HTTP/2.0 "+p+"\n", string(body))
 	}
+	if dials.Load() != 1 && rl != nil {
+		// Rare, under load (issue notes): what the server side sent tells
+		// whether a GOAWAY made the client dial again.
+		h2s, data, to := rl.received()
+		for i := range data {
+			t.Logf("conn %d: h2 %v, pause timed out %v, server side sent %d bytes: %s", i, h2s[i], to[i], len(data[i]), h2FrameSummary(data[i]))
+		}
+	}
 	require.EqualValues(t, 1, dials.Load(), "connections")
 	if rl != nil {
 		rl.checkH2(t, 1)
@@ -877,4 +885,26 @@ func TestH2StrayAckControl(t *testing.T) {
 				5*time.Second, 10*time.Millisecond, "server log: %q", logs.String())
 		})
 	}
+}
+
+// h2FrameSummary lists the frames in b, an HTTP/2 server's bytes: type,
+// flags, stream and length, and a GOAWAY's last stream, code and debug
+// data.
+func h2FrameSummary(b []byte) string {
+	var out []string
+	for len(b) >= 9 {
+		n := int(b[0])<<16 | int(b[1])<<8 | int(b[2])
+		typ, flags := b[3], b[4]
+		sid := int(b[5]&0x7f)<<24 | int(b[6])<<16 | int(b[7])<<8 | int(b[8])
+		d := ""
+		if typ == 7 && len(b) >= 9+8 {
+			d = fmt.Sprintf(" last=%d code=%d dbg=%q", int(b[9]&0x7f)<<24|int(b[10])<<16|int(b[11])<<8|int(b[12]), int(b[13])<<24|int(b[14])<<16|int(b[15])<<8|int(b[16]), b[17:min(len(b), 9+n)])
+		}
+		out = append(out, fmt.Sprintf("[t=%d f=%d s=%d len=%d%s]", typ, flags, sid, n, d))
+		if len(b) < 9+n {
+			break
+		}
+		b = b[9+n:]
+	}
+	return strings.Join(out, " ")
 }

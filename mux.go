@@ -51,6 +51,7 @@ type cMux struct {
 	exposeTLS    bool          // ExposeConnectionState
 	maxPerSource int           // MaxMatchingPerSource; 0: no cap
 	terminateCfg *tls.Config   // TerminateTLS; nil: no termination
+	concurrent   bool          // ConcurrentAccept, without MaxMatching
 	sem          chan struct{} // a slot per connection being matched (MaxMatching); nil: no cap
 	timeout      atomic.Int64  // time.Duration
 	errh         atomic.Pointer[ErrorHandler]
@@ -100,6 +101,7 @@ func newMux(l net.Listener, cfg *config) *cMux {
 		exposeTLS:    cfg.exposeTLS,
 		maxPerSource: cfg.maxPerSource,
 		terminateCfg: cfg.terminate,
+		concurrent:   cfg.concurrent && cfg.maxMatching <= 0,
 		closedc:      make(chan struct{}),
 		drainc:       make(chan struct{}),
 		servedone:    make(chan struct{}),
@@ -377,10 +379,11 @@ func (m *cMux) acceptLoop() {
 	// st is this acceptor's state between connections; nil while another
 	// acceptor may have it (see acceptors.parked).
 	var st *acceptState
-	for ; ; a.ready.Add(1) {
+	for {
+		// Here this acceptor is counted in a.ready (with ConcurrentAccept).
 		if m.sem != nil {
 			if err := m.acquire(); err != nil {
-				a.ready.Add(-1)
+				m.countReady(-1)
 				if !m.acceptStopped() {
 					a.fail(err)
 				}
@@ -388,7 +391,7 @@ func (m *cMux) acceptLoop() {
 			}
 		}
 		c, err := m.root.Accept()
-		a.ready.Add(-1)
+		m.countReady(-1)
 		if err == nil && c == nil {
 			err = errNilConn
 		}
@@ -411,6 +414,7 @@ func (m *cMux) acceptLoop() {
 				t.Stop()
 				return
 			}
+			m.countReady(1)
 			continue
 		}
 		delay = 0
@@ -426,9 +430,9 @@ func (m *cMux) acceptLoop() {
 			sock := isSocket(mc.Conn)
 			switch {
 			case m.matchNow(mc, &st.now, &st.spare):
-			case sock || m.sem != nil:
+			case sock || !m.concurrent:
 				// A socket waits for its bytes on a worker without a
-				// buffer; see acceptors for why MaxMatching does too.
+				// buffer.
 				m.dispatch(mc)
 			default:
 				// What c may wait for holds up no one; nor does it hold
@@ -437,12 +441,12 @@ func (m *cMux) acceptLoop() {
 				a.park(st)
 				st = nil
 				m.serveConn(mc)
-				if a.ready.Load() >= maxReady || m.acceptStopped() {
+				if m.acceptStopped() || !a.rejoin() {
 					return
 				}
 				continue
 			}
-			if sock && a.ready.Load() > 0 {
+			if sock && m.concurrent && a.ready.Load() > 0 {
 				return // a socket needs no acceptor standing by
 			}
 		case overSource:
@@ -463,6 +467,14 @@ func (m *cMux) acceptLoop() {
 			mc.dropSniffer()
 			return
 		}
+		m.countReady(1)
+	}
+}
+
+// countReady adds d to m.acc.ready, which only ConcurrentAccept uses.
+func (m *cMux) countReady(d int32) {
+	if m.concurrent {
+		m.acc.ready.Add(d)
 	}
 }
 

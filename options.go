@@ -24,6 +24,7 @@ type config struct {
 	hooks        *Hooks       // WithHooks
 	logger       *slog.Logger // WithLogger
 	terminate    *tls.Config  // TerminateTLS; nil: no termination
+	concurrent   bool         // ConcurrentAccept
 }
 
 // MaxSniffBytes bounds the bytes the mux reads from a connection while
@@ -84,6 +85,28 @@ func ExposeConnectionState() Option {
 // it waits in a child's queue.
 func MaxMatching(n int) Option {
 	return func(c *config) { c.maxMatching = max(n, 0) }
+}
+
+// ConcurrentAccept lets the mux call the root listener's Accept from two
+// goroutines at once, as net.Listener allows; v0.1.5 calls it from one.
+// Use it only with a root whose Accept is safe for concurrent use.
+//
+// It pays off for roots whose connections are not sockets of the net
+// package (a *tls.Conn, an in-memory connection): the mux cannot read one
+// without the risk of waiting, so by default it hands each to a worker
+// goroutine that reads and matches it, a goroutine switch per connection.
+// With ConcurrentAccept the goroutine that accepted the connection matches
+// it while another waits in Accept, so that a silent connection still
+// delays no other. It changes nothing for roots of sockets, nor under
+// MaxMatching, whose slots are taken before Accept.
+//
+// If Serve returns on an error of the root's Accept that leaves the root
+// open (one the error handler refused), the other goroutine may still be
+// in Accept, unless the root has a SetDeadline method the mux can use to
+// interrupt it: a connection it then accepts is closed, and it ends when
+// the root is closed.
+func ConcurrentAccept() Option {
+	return func(c *config) { c.concurrent = true }
 }
 
 // MaxMatchingPerSource caps the connections being matched at once from one

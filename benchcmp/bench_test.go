@@ -17,7 +17,7 @@ import (
 // allocs/op and B/op include the harness's one memConn per connection, on
 // both sides alike.
 func BenchmarkFullPath(b *testing.B) {
-	eachCase(b, benchFullPath)
+	eachCase(b, libs, benchFullPath)
 }
 
 func benchFullPath(b *testing.B, lib library, c benchCase) {
@@ -70,7 +70,7 @@ func benchFullPath(b *testing.B, lib library, c benchCase) {
 // first (the server, unless it closed with unread bytes, which resets the
 // connection instead): run it with a fixed -benchtime Nx of some 10000s.
 func BenchmarkTCPPath(b *testing.B) {
-	eachCase(b, benchTCPPath)
+	eachCase(b, socketLibs, benchTCPPath)
 }
 
 func benchTCPPath(b *testing.B, lib library, c benchCase) {
@@ -321,9 +321,9 @@ func growStack(depth int) byte {
 	return growStack(depth-1) + frame[depth%len(frame)]
 }
 
-// eachCase runs bench for every case and library, as sub-benchmarks
+// eachCase runs bench for every case and library of libs, as sub-benchmarks
 // case=NAME/lib=NAME (the names run.sh and cmd/report read).
-func eachCase(b *testing.B, bench func(*testing.B, library, benchCase)) {
+func eachCase(b *testing.B, libs []library, bench func(*testing.B, library, benchCase)) {
 	for _, c := range cases() {
 		b.Run("case="+c.name, func(b *testing.B) {
 			for _, lib := range libs {

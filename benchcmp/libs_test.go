@@ -190,11 +190,18 @@ func skipUnsupported(tb testing.TB, lib library, c benchCase) {
 	}
 }
 
-// libs are the libraries compared: v0.1.5 first, as the baseline.
+// libs are the libraries compared: v0.1.5 first, as the baseline, then
+// cmux as New makes it, then (cmuxca) with the ConcurrentAccept option,
+// which only connections that are not sockets feel: the socket and TCP
+// benchmarks leave it out (see socketLibs).
 var libs = []library{
 	{"v015", apiV015.start, apiV015.supports},
 	{"cmux", apiOurs.start, apiOurs.supports},
+	{"cmuxca", apiOursCA.start, apiOursCA.supports},
 }
+
+// socketLibs are libs without cmuxca.
+var socketLibs = libs[:2]
 
 var apiV015 = api[v015.Matcher, v015.MatchWriter, v015.CMux]{
 	New:                               v015.New,
@@ -241,3 +248,10 @@ var apiOurs = api[ours.Matcher, ours.MatchWriter, ours.CMux]{
 		return nil, false
 	},
 }
+
+// apiOursCA is apiOurs with ConcurrentAccept.
+var apiOursCA = func() api[ours.Matcher, ours.MatchWriter, ours.CMux] {
+	a := apiOurs
+	a.New = func(l net.Listener) ours.CMux { return ours.NewWithOptions(l, ours.ConcurrentAccept()) }
+	return a
+}()

@@ -24,7 +24,7 @@ import (
 // for both libraries; their kernel time is in ns/op, not in the
 // instruction counts (callgrind counts user space only).
 func BenchmarkSockPath(b *testing.B) {
-	eachCase(b, benchSockPath)
+	eachCase(b, socketLibs, benchSockPath)
 }
 
 // sockLag is how many connections later the client closes its end.

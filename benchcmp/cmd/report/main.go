@@ -28,8 +28,8 @@ func main() {
 	cgFile := flag.String("callgrind", "", "TSV of callgrind totals: benchmark, case, lib, N, Ir")
 	table := flag.String("table", "", "the table to print: full, tcp or idle")
 	flag.Parse()
-	if *benchFile == "" || (*table != "full" && *table != "sock" && *table != "tcp" && *table != "idle") {
-		fmt.Fprintln(os.Stderr, "usage: report -bench FILE [-callgrind FILE] -table full|sock|tcp|idle")
+	if *benchFile == "" || (*table != "full" && *table != "fullca" && *table != "sock" && *table != "tcp" && *table != "idle") {
+		fmt.Fprintln(os.Stderr, "usage: report -bench FILE [-callgrind FILE] -table full|fullca|sock|tcp|idle")
 		os.Exit(2)
 	}
 	b, err := readBench(*benchFile)
@@ -44,11 +44,13 @@ func main() {
 	}
 	switch *table {
 	case "full":
-		writePath(os.Stdout, b, cg, "FullPath", []string{"ns/op", "B/op", "allocs/op"})
+		writePath(os.Stdout, b, cg, "FullPath", "cmux", []string{"ns/op", "B/op", "allocs/op"})
+	case "fullca":
+		writePath(os.Stdout, b, cg, "FullPath", "cmuxca", []string{"ns/op", "B/op", "allocs/op"})
 	case "sock":
-		writePath(os.Stdout, b, cg, "SockPath", []string{"ns/op", "B/op", "allocs/op"})
+		writePath(os.Stdout, b, cg, "SockPath", "cmux", []string{"ns/op", "B/op", "allocs/op"})
 	case "tcp":
-		writePath(os.Stdout, b, cg, "TCPPath", []string{"ns/op", "cpu-ns/op", "usr-ns/op", "sys-ns/op", "B/op", "allocs/op", "rst/op"})
+		writePath(os.Stdout, b, cg, "TCPPath", "cmux", []string{"ns/op", "cpu-ns/op", "usr-ns/op", "sys-ns/op", "B/op", "allocs/op", "rst/op"})
 	case "idle":
 		writeIdle(os.Stdout, b)
 	}
@@ -163,24 +165,25 @@ func readCallgrind(path string) (map[key]float64, error) {
 	return out, sc.Err()
 }
 
-// writePath writes the table of bench (FullPath or TCPPath): a row per
-// case, with instructions per connection if cg has them and the ratio of
-// the medians in each of units.
+// writePath writes the table of bench (FullPath or TCPPath) for lib (cmux,
+// or cmuxca: cmux with ConcurrentAccept) against v0.1.5: a row per case,
+// with instructions per connection if cg has them and the ratio of the
+// medians in each of units.
 //
 // If cg has BenchmarkHarness's figure for bench (the harness alone), a
 // column gives each library's instructions above it, the mux's own, and
 // their ratio.
-func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units []string) {
+func writePath(w io.Writer, r *results, cg map[key]float64, bench, lib string, units []string) {
 	harness, withHarness := cg[key{"Harness", bench, "none"}]
-	head := "| case | instr/conn cmux | instr/conn v0.1.5 | ratio |"
+	head := "| case | instr/conn " + lib + " | instr/conn v0.1.5 | ratio |"
 	sep := "| --- | ---: | ---: | ---: |"
 	if withHarness {
-		head += " mux's own instr/conn: ratio (cmux / v0.1.5) |"
+		head += " mux's own instr/conn: ratio (" + lib + " / v0.1.5) |"
 		sep += " ---: |"
 	}
 	for _, u := range units {
 		if u == "rst/op" {
-			head += " resets/conn cmux / v0.1.5 |"
+			head += " resets/conn " + lib + " / v0.1.5 |"
 			sep += " ---: |"
 			continue
 		}
@@ -190,7 +193,7 @@ func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units 
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, sep)
 	for _, c := range r.order[bench] {
-		kO, kT := key{bench, c, "cmux"}, key{bench, c, "v015"}
+		kO, kT := key{bench, c, lib}, key{bench, c, "v015"}
 		if _, ok := r.vals[kO]["ns/op"]; !ok || c == "" {
 			continue
 		}
@@ -203,7 +206,7 @@ func writePath(w io.Writer, r *results, cg map[key]float64, bench string, units 
 			row = []string{c, fmt.Sprintf("%.0f", ours), fmt.Sprintf("%.0f", theirs), ratio(ours, theirs)}
 			own = fmt.Sprintf("%s (%.0f / %.0f)", ratio(ours-harness, theirs-harness), ours-harness, theirs-harness)
 		case okO:
-			// v0.1.5 has no such matcher: cmux's figures alone.
+			// v0.1.5 has no such matcher: lib's figures alone.
 			row = []string{c, fmt.Sprintf("%.0f", ours), "—", "—"}
 			own = fmt.Sprintf("— (%.0f / —)", ours-harness)
 		}
@@ -276,7 +279,7 @@ func writeIdle(w io.Writer, r *results) {
 	units := []string{"heapB/idleconn", "stackB/idleconn", "goroutines/idleconn", "harnessB/idleconn"}
 	fmt.Fprintf(w, "| lib | %s |\n", strings.Join(units, " | "))
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: |")
-	for _, lib := range []string{"cmux", "v015"} {
+	for _, lib := range []string{"cmux", "cmuxca", "v015"} {
 		row := []string{lib}
 		for _, u := range units {
 			v, ok := r.median(key{bench, "", lib}, u)
