@@ -368,10 +368,10 @@ func (m *cMux) closedError() error {
 }
 
 // acceptLoop is an acceptor (see acceptors): it accepts connections and
-// matches each on the spot when it can, or hands it to a worker, or
-// matches it itself while another acceptor accepts, until the root
-// listener fails or the mux stops accepting. It starts counted in
-// m.acc.ready.
+// matches each on the spot when it can, or hands it to a worker, or (with
+// ConcurrentAccept) matches it itself while another acceptor accepts,
+// until the root listener fails or the mux stops accepting. With
+// ConcurrentAccept it starts counted in m.acc.ready.
 func (m *cMux) acceptLoop() {
 	a := &m.acc
 	defer a.exit()
@@ -431,8 +431,8 @@ func (m *cMux) acceptLoop() {
 			switch {
 			case m.matchNow(mc, &st.now, &st.spare):
 			case sock || !m.concurrent:
-				// A socket waits for its bytes on a worker without a
-				// buffer.
+				// By default, and always for a socket, which waits for
+				// its bytes there without a buffer, a worker matches c.
 				m.dispatch(mc)
 			default:
 				// What c may wait for holds up no one; nor does it hold
