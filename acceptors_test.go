@@ -137,19 +137,48 @@ func TestAcceptorsTrimForSockets(t *testing.T) {
 	}
 }
 
-// failingListener's Accept fails, for every caller, once failc is closed.
-type failingListener struct {
+// errListener is a memListener whose Accept returns the error sent on
+// errc to the one caller that takes it, and err to every caller once errc
+// is closed.
+type errListener struct {
 	*memListener
-	failc chan struct{}
-	err   error
+	errc chan error
+	err  error
 }
 
-func (l *failingListener) Accept() (net.Conn, error) {
+func newErrListener(err error) *errListener {
+	return &errListener{memListener: newMemListener(), errc: make(chan error), err: err}
+}
+
+func (l *errListener) Accept() (net.Conn, error) {
 	select {
+	case err, ok := <-l.errc:
+		if !ok {
+			err = l.err
+		}
+		return nil, err
 	case c := <-l.connc:
 		return c, nil
-	case <-l.failc:
-		return nil, l.err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// serveUntil serves m and returns a function that waits for Serve to
+// return want, failing t otherwise.
+func serveUntil(t *testing.T, m CMux, want error) (wait func()) {
+	done := make(chan error, 1)
+	go func() { done <- m.Serve() }()
+	return func() {
+		t.Helper()
+		select {
+		case err := <-done:
+			if !errors.Is(err, want) {
+				t.Fatalf("Serve: %v, want %v", err, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Serve did not return")
+		}
 	}
 }
 
@@ -158,11 +187,10 @@ func (l *failingListener) Accept() (net.Conn, error) {
 func TestAcceptorsFailTogether(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	boom := errors.New("boom")
-	fl := &failingListener{memListener: newMemListener(), failc: make(chan struct{}), err: boom}
+	fl := newErrListener(boom)
 	m := NewWithOptions(fl, ConcurrentAccept())
 	m.Match(Any())
-	done := make(chan error, 1)
-	go func() { done <- m.Serve() }()
+	wait := serveUntil(t, m, boom)
 	acc := &m.(*cMux).acc
 	deadline := time.Now().Add(2 * time.Second)
 	for acc.ready.Load() != maxReady {
@@ -171,15 +199,8 @@ func TestAcceptorsFailTogether(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	close(fl.failc)
-	select {
-	case err := <-done:
-		if !errors.Is(err, boom) {
-			t.Fatalf("Serve: %v, want %v", err, boom)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	close(fl.errc)
+	wait()
 	for acc.live.Load() != 0 {
 		if time.Now().After(deadline.Add(3 * time.Second)) {
 			t.Fatalf("%d acceptors left", acc.live.Load())
@@ -241,24 +262,6 @@ func TestRootAcceptOneAtATime(t *testing.T) {
 	}
 }
 
-// errOnce is a memListener whose Accept returns, once, the error sent on
-// errc, to the one caller that takes it.
-type errOnce struct {
-	*memListener
-	errc chan error
-}
-
-func (l *errOnce) Accept() (net.Conn, error) {
-	select {
-	case err := <-l.errc:
-		return nil, err
-	case c := <-l.connc:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
 // By default, once Serve has returned on an Accept error the handler
 // refused, with the root still open, no goroutine of the mux is in the
 // root's Accept: a connection that comes then waits for the program, as
@@ -266,22 +269,14 @@ func (l *errOnce) Accept() (net.Conn, error) {
 func TestServeRefusedErrorLeavesNoAcceptor(t *testing.T) {
 	testcheck.CheckLeaks(t)
 	boom := errors.New("boom")
-	ml := &errOnce{memListener: newMemListener(), errc: make(chan error)}
+	ml := newErrListener(nil)
 	defer ml.Close()
 	m := New(ml)
 	m.HandleError(func(error) bool { return false })
 	m.Match(Any())
-	done := make(chan error, 1)
-	go func() { done <- m.Serve() }()
+	wait := serveUntil(t, m, boom)
 	ml.errc <- boom
-	select {
-	case err := <-done:
-		if !errors.Is(err, boom) {
-			t.Fatalf("Serve: %v, want %v", err, boom)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return")
-	}
+	wait()
 	select {
 	case ml.connc <- &memConn{}:
 		t.Error("a connection was accepted after Serve returned")
