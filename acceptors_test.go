@@ -1,10 +1,12 @@
 package cmux
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -281,5 +283,35 @@ func TestServeRefusedErrorLeavesNoAcceptor(t *testing.T) {
 	case ml.connc <- &memConn{}:
 		t.Error("a connection was accepted after Serve returned")
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// With ConcurrentAccept on a crypto/tls root listener, the goroutine that
+// accepted a connection makes its handshake: clients that connect and
+// send no ClientHello hold up only their own goroutines, and an HTTPS
+// client is served meanwhile.
+func TestConcurrentAcceptTLSRoot(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	cert, roots := selfSignedCert(t)
+	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)), ConcurrentAccept())
+	serveHTTP(t, x.Match(HTTP1Fast()), &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Proto)
+	})})
+	x.start(t)
+
+	for range 3 {
+		defer dialTCP(t, x.addr()).Close() // silent: no ClientHello
+	}
+	time.Sleep(50 * time.Millisecond) // for the silent ones to be accepted first
+	tr := &http.Transport{TLSClientConfig: clientTLS(roots)}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Get("https://" + x.addr() + "/")
+	if err != nil {
+		t.Fatalf("an HTTPS client behind silent ones: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || string(b) != "HTTP/1.1" {
+		t.Fatalf("got %q, %v", b, err)
 	}
 }
