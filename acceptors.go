@@ -31,8 +31,8 @@ import (
 //
 // With ConcurrentAccept, Serve starts maxReady acceptors, or one for a
 // listener of the net package, whose connections are sockets. An acceptor
-// that has matched a connection itself goes back to Accept unless maxReady
-// others are there already (rejoin), and one that handled a socket unless
+// done with a connection goes back to Accept unless maxReady others are
+// there already (rejoin), or, if the connection was a socket, unless
 // another is: otherwise it exits. An acceptor exits only while another is
 // counted in ready, so some acceptor is always on its way to Accept, and a
 // burst of slow connections leaves no more acceptors behind than there
@@ -88,7 +88,7 @@ func (a *acceptors) start(m *cMux, errc chan<- error, done chan<- struct{}) {
 // standBy makes sure that some acceptor other than the caller is in, or
 // on its way to, the root's Accept, starting one if none is.
 func (a *acceptors) standBy(m *cMux) {
-	if a.ready.Load() > 0 {
+	if a.ready.Load() > 0 || m.acceptStopped() {
 		return
 	}
 	a.live.Add(1)
@@ -96,9 +96,9 @@ func (a *acceptors) standBy(m *cMux) {
 	go m.acceptLoop()
 }
 
-// rejoin counts an acceptor that matched a connection itself in ready
-// again, unless maxReady others are counted: then it reports false, and
-// the acceptor exits.
+// rejoin counts an acceptor that is done with a connection (or with an
+// Accept error) in ready again, unless maxReady others are counted: then
+// it reports false, and the acceptor exits.
 func (a *acceptors) rejoin() bool {
 	for {
 		n := a.ready.Load()

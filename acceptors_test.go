@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -313,5 +314,57 @@ func TestConcurrentAcceptTLSRoot(t *testing.T) {
 	resp.Body.Close()
 	if err != nil || string(b) != "HTTP/1.1" {
 		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+// With ConcurrentAccept, no more than maxReady acceptors wait in Accept,
+// however they come back to it: here one held up after Accept (by its
+// Accepted hook) while two others, done with slow connections, went back
+// to Accept, then matching its connection on the spot.
+func TestConcurrentAcceptAtMostTwoWait(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	ml := newMemListener()
+	w := &memConn{flight: []byte(acceptorsFlight)}
+	release := make(chan struct{})
+	m := NewWithOptions(ml, ConcurrentAccept(), WithHooks(Hooks{Accepted: func(ev ConnEvent) {
+		if ev.Conn == w {
+			<-release
+		}
+	}}))
+	// A memConn's address matches at once; a pipe's does not, and waits
+	// for its bytes on the acceptor that took it.
+	addrCh := acceptChan(t, m.Match(RemoteAddrIn(netip.MustParsePrefix("192.0.2.0/24"))))
+	httpCh := acceptChan(t, m.Match(HTTP1Fast()))
+	serveMux(t, m, ml)
+	acc := &m.(*cMux).acc
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: live %d, ready %d", what, acc.live.Load(), acc.ready.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+
+	var clients []net.Conn
+	for range 2 {
+		client, server := net.Pipe()
+		defer client.Close()
+		clients = append(clients, client)
+		sendConn(t, ml, server)
+	}
+	sendConn(t, ml, w) // held by the hook
+	for _, c := range clients {
+		go io.WriteString(c, acceptorsFlight)
+		takeConn(t, httpCh).Close()
+	}
+	until("the two that matched pipes back in Accept", func() bool { return acc.ready.Load() == maxReady })
+	close(release)
+	takeConn(t, addrCh).Close()
+	until("one acceptor left", func() bool { return acc.live.Load() == maxReady })
+	if n := acc.ready.Load(); n != maxReady {
+		t.Errorf("%d acceptors in Accept, want %d", n, maxReady)
 	}
 }

@@ -414,7 +414,9 @@ func (m *cMux) acceptLoop() {
 				t.Stop()
 				return
 			}
-			m.countReady(1)
+			if !m.backToAccept() {
+				return
+			}
 			continue
 		}
 		delay = 0
@@ -444,7 +446,7 @@ func (m *cMux) acceptLoop() {
 				if m.acceptStopped() || !a.rejoin() {
 					return
 				}
-				continue
+				continue // counted by rejoin
 			}
 			if sock && m.concurrent && a.ready.Load() > 0 {
 				return // a socket needs no acceptor standing by
@@ -467,7 +469,9 @@ func (m *cMux) acceptLoop() {
 			mc.dropSniffer()
 			return
 		}
-		m.countReady(1)
+		if !m.backToAccept() {
+			return
+		}
 	}
 }
 
@@ -476,6 +480,13 @@ func (m *cMux) countReady(d int32) {
 	if m.concurrent {
 		m.acc.ready.Add(d)
 	}
+}
+
+// backToAccept reports whether an acceptor goes back to Accept; with
+// ConcurrentAccept, not if maxReady others are there already (rejoin
+// counts it if it goes).
+func (m *cMux) backToAccept() bool {
+	return !m.concurrent || m.acc.rejoin()
 }
 
 // acquire takes a MaxMatching slot, waiting for one if it must; it returns

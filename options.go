@@ -89,22 +89,27 @@ func MaxMatching(n int) Option {
 
 // ConcurrentAccept lets the mux call the root listener's Accept from two
 // goroutines at once, as net.Listener allows; v0.1.5 calls it from one.
-// Use it only with a root whose Accept is safe for concurrent use.
+// Use it only with a root whose Accept is safe for concurrent use. The
+// Accepted hook and the error handler's calls for Accept errors may then
+// come from two goroutines at once too.
 //
 // It pays off for roots whose connections are not sockets of the net
 // package (a *tls.Conn, an in-memory connection): the mux cannot read one
 // without the risk of waiting, so by default it hands each to a worker
-// goroutine that reads and matches it, a goroutine switch per connection.
-// With ConcurrentAccept the goroutine that accepted the connection matches
-// it while another waits in Accept, so that a silent connection still
-// delays no other. It changes nothing for roots of sockets, nor under
-// MaxMatching, whose slots are taken before Accept.
+// goroutine that reads and matches it (a TLS handshake included), a
+// goroutine switch per connection. With ConcurrentAccept the goroutine
+// that accepted the connection matches it while another waits in Accept,
+// so that a silent connection still delays no other. It changes nothing
+// under MaxMatching, whose slots are taken before Accept, nor for a
+// *net.TCPListener or *net.UnixListener root; a root of another type that
+// hands out sockets has two goroutines in its Accept only until the first
+// connection.
 //
 // If Serve returns on an error of the root's Accept that leaves the root
-// open (one the error handler refused), the other goroutine may still be
-// in Accept, unless the root has a SetDeadline method the mux can use to
-// interrupt it: a connection it then accepts is closed, and it ends when
-// the root is closed.
+// open (one that is not temporary, or that the error handler refused),
+// the other goroutines may still be in Accept, unless the root has a
+// SetDeadline method the mux can use to interrupt them: a connection one
+// of them then accepts is closed, and they end when the root is closed.
 func ConcurrentAccept() Option {
 	return func(c *config) { c.concurrent = true }
 }

@@ -27,7 +27,7 @@ import (
 // decrypted stream. Pass a cfg with NextProtos such as {"h2",
 // "http/1.1"} to negotiate ALPN; the mux does not modify cfg.
 //
-// The handshake runs on a goroutine of its own, never on the accept loop, and
+// The handshake never holds up the accepting of other connections, and
 // counts against the matching bound (MatchTimeout): a slow handshake is cut
 // off there and delays no other connection (without a bound, it may last as
 // long as the client keeps the connection open). With the PROXY protocol, the
