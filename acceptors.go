@@ -22,10 +22,12 @@ import (
 // child's in one switch, as with a mux that matched everything on one
 // accept loop; that needs a second goroutine already waiting in Accept.
 //
-// Sockets still go to workers: two goroutines in the Accept of a TCP
-// listener would take turns on its file descriptor's lock, a wake-up per
-// connection, and a socket that has not sent yet is waited on by a worker
-// that holds no buffer. So do all connections under MaxMatching, whose
+// Sockets still go to workers, which wait for a silent socket without a
+// buffer. Nor would a second goroutine in the Accept of a TCP listener save
+// a wake-up: internal/poll's FD.Accept holds the descriptor's read lock
+// while it waits for a connection, so the second goroutine waits for the
+// lock, and each return of the first wakes it (from the code of
+// internal/poll; not measured). So do all connections under MaxMatching, whose
 // slots an acceptor takes before Accept: standing acceptors would hold
 // slots no connection uses.
 //

@@ -87,13 +87,9 @@ func TestSilentNonSocketsDelayNoOne(t *testing.T) {
 			t.Errorf("silent connection: %v, want ErrNoBytes", err)
 		}
 	}
-	deadline := time.Now().Add(time.Second)
-	for runtime.NumGoroutine() > base {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the silent connections ended, %d before", runtime.NumGoroutine(), base)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, "the goroutines there were before the silent connections", func() bool {
+		return runtime.NumGoroutine() <= base
+	})
 }
 
 // sendConn hands c to ml's Accept, failing t if no one accepts it.
@@ -119,25 +115,14 @@ func TestAcceptorsTrimForSockets(t *testing.T) {
 	serveMux(t, m, socketsListener{tl})
 	accepted := acceptChan(t, l)
 	acc := &m.(*cMux).acc
-	deadline := time.Now().Add(2 * time.Second)
-	for acc.live.Load() != maxReady {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d acceptors, want %d before any connection", acc.live.Load(), maxReady)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "two acceptors before any connection", func() bool { return acc.live.Load() == maxReady })
 	c := dialTCP(t, tl.Addr().String())
 	defer c.Close()
 	if _, err := io.WriteString(c, acceptorsFlight); err != nil {
 		t.Fatal(err)
 	}
 	takeConn(t, accepted).Close()
-	for acc.live.Load() != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d acceptors after a socket, want 1", acc.live.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "one acceptor after a socket", func() bool { return acc.live.Load() == 1 })
 }
 
 // errListener is a memListener whose Accept returns the error sent on
@@ -195,21 +180,10 @@ func TestAcceptorsFailTogether(t *testing.T) {
 	m.Match(Any())
 	wait := serveUntil(t, m, boom)
 	acc := &m.(*cMux).acc
-	deadline := time.Now().Add(2 * time.Second)
-	for acc.ready.Load() != maxReady {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d acceptors in Accept, want %d", acc.ready.Load(), maxReady)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "two acceptors in Accept", func() bool { return acc.ready.Load() == maxReady })
 	close(fl.errc)
 	wait()
-	for acc.live.Load() != 0 {
-		if time.Now().After(deadline.Add(3 * time.Second)) {
-			t.Fatalf("%d acceptors left", acc.live.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, "no acceptor left", func() bool { return acc.live.Load() == 0 })
 }
 
 // oneAtATime is a memListener that records whether its Accept was ever
@@ -337,17 +311,6 @@ func TestConcurrentAcceptAtMostTwoWait(t *testing.T) {
 	httpCh := acceptChan(t, m.Match(HTTP1Fast()))
 	serveMux(t, m, ml)
 	acc := &m.(*cMux).acc
-	until := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(2 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: live %d, ready %d", what, acc.live.Load(), acc.ready.Load())
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-
 	var clients []net.Conn
 	for range 2 {
 		client, server := net.Pipe()
@@ -360,10 +323,10 @@ func TestConcurrentAcceptAtMostTwoWait(t *testing.T) {
 		go io.WriteString(c, acceptorsFlight)
 		takeConn(t, httpCh).Close()
 	}
-	until("the two that matched pipes back in Accept", func() bool { return acc.ready.Load() == maxReady })
+	waitUntil(t, "the two that matched pipes back in Accept", func() bool { return acc.ready.Load() == maxReady })
 	close(release)
 	takeConn(t, addrCh).Close()
-	until("one acceptor left", func() bool { return acc.live.Load() == maxReady })
+	waitUntil(t, "two acceptors left", func() bool { return acc.live.Load() <= maxReady })
 	if n := acc.ready.Load(); n != maxReady {
 		t.Errorf("%d acceptors in Accept, want %d", n, maxReady)
 	}

@@ -431,7 +431,7 @@ func (m *cMux) acceptLoop() {
 		case tracked:
 			sock := isSocket(mc.Conn)
 			switch {
-			case m.matchNow(mc, &st.now, &st.spare):
+			case m.matchNow(mc, sock, &st.now, &st.spare):
 			case sock || !m.concurrent:
 				// By default, and always for a socket, which waits for
 				// its bytes there without a buffer, a worker matches c.
@@ -724,8 +724,9 @@ func (m *cMux) serveConn(c *MuxConn) {
 // are there already (read without waiting, on a socket), or when they
 // need none, and delivers or drops it. It reports false, having read
 // nothing it will not replay, if some matcher would have to wait or write:
-// then a worker matches c.
-func (m *cMux) matchNow(c *MuxConn, now *nowReader, spare **sniffer) bool {
+// then a worker, or with ConcurrentAccept its acceptor, matches c. sock
+// says whether c is a socket (isSocket).
+func (m *cMux) matchNow(c *MuxConn, sock bool, now *nowReader, spare **sniffer) bool {
 	if m.proxy != nil || m.terminateCfg != nil {
 		return false
 	}
@@ -737,7 +738,7 @@ func (m *cMux) matchNow(c *MuxConn, now *nowReader, spare **sniffer) bool {
 	// without a read, leaving the bytes in the socket for the server. While
 	// such reads keep finding nothing, most connections go to a worker
 	// without one (see nowReader.tryFirst).
-	s.nowSock = isSocket(c.Conn)
+	s.nowSock = sock
 	l, err := m.match(c)
 	s.now = nil
 	if s.blocked {

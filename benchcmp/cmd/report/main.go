@@ -4,11 +4,13 @@
 // FullPath or TCPPath). -table picks the table:
 //
 //   - full: BenchmarkFullPath, with instructions per connection;
+//   - fullca: the same for cmux with ConcurrentAccept (lib=cmuxca);
 //   - sock: BenchmarkSockPath, the same over in-memory sockets;
 //   - tcp: BenchmarkTCPPath, the same with the user and system CPU time;
 //   - idle: BenchmarkIdleConns.
 //
-// Every ratio is cmux / v0.1.5: below 1 means cmux costs less.
+// Every ratio is cmux's (or cmuxca's) / v0.1.5's: below 1 means cmux costs
+// less.
 package main
 
 import (
