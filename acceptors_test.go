@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,43 +20,95 @@ import (
 
 const acceptorsFlight = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
-// With ConcurrentAccept, a connection that is not a socket and whose
-// bytes are there is matched by the acceptor that accepted it: no worker
-// starts.
-func TestAcceptorMatchesNonSocket(t *testing.T) {
-	testcheck.CheckLeaks(t)
-	ml := newMemListener()
-	m := NewWithOptions(ml, ConcurrentAccept())
-	l := m.Match(HTTP1Fast())
-	serveMux(t, m, ml)
-	accepted := acceptChan(t, l)
-	for range 50 {
-		ml.connc <- &memConn{flight: []byte(acceptorsFlight)}
-		c := takeConn(t, accepted)
-		b, err := io.ReadAll(c)
-		if err != nil || string(b) != acceptorsFlight {
-			t.Fatalf("delivered connection read %q, %v", b, err)
-		}
-		c.Close()
+// goid returns the calling goroutine's number.
+func goid() uint64 {
+	var b [64]byte
+	s := strings.TrimPrefix(string(b[:runtime.Stack(b[:], false)]), "goroutine ")
+	id, err := strconv.ParseUint(s[:max(strings.IndexByte(s, ' '), 0)], 10, 64)
+	if err != nil {
+		panic("goid: " + err.Error())
 	}
-	time.Sleep(20 * time.Millisecond) // for a worker to go idle, if one ran
-	p := &m.(*cMux).workers
-	p.mu.Lock()
-	idle := len(p.idle)
-	p.mu.Unlock()
-	if idle != 0 {
-		t.Errorf("%d workers started for connections whose bytes were there", idle)
+	return id
+}
+
+// goidListener is a memListener that records the goroutine whose Accept
+// returned a connection last.
+type goidListener struct {
+	*memListener
+	last atomic.Uint64
+}
+
+func (l *goidListener) Accept() (net.Conn, error) {
+	c, err := l.memListener.Accept()
+	l.last.Store(goid())
+	return c, err
+}
+
+// A connection that is not a socket is matched by the goroutine that
+// accepted it, by default and with ConcurrentAccept: when its bytes are
+// there, it reaches the child's Accept without a goroutine in between.
+// (By default a worker matched it until the turn to accept could pass.)
+func TestAcceptorMatchesNonSocket(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
+			testcheck.CheckLeaks(t)
+			ml := &goidListener{memListener: newMemListener()}
+			var opts []Option
+			if concurrent {
+				opts = append(opts, ConcurrentAccept())
+			}
+			m := NewWithOptions(ml, opts...)
+			var matchedOn atomic.Uint64
+			l := m.Match(func(r io.Reader) bool {
+				var b [4]byte
+				_, err := io.ReadFull(r, b[:])
+				matchedOn.Store(goid())
+				return err == nil && string(b[:]) == acceptorsFlight[:4]
+			})
+			serveMux(t, m, ml)
+			accepted := acceptChan(t, l)
+			for i := range 50 {
+				sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
+				c := takeConn(t, accepted)
+				if on, by := matchedOn.Load(), ml.last.Load(); on != by {
+					t.Fatalf("connection %d: matched on goroutine %d, accepted on %d", i, on, by)
+				}
+				b, err := io.ReadAll(c)
+				if err != nil || string(b) != acceptorsFlight {
+					t.Fatalf("delivered connection read %q, %v", b, err)
+				}
+				c.Close()
+			}
+		})
 	}
 }
 
-// With ConcurrentAccept, connections that are not sockets and send nothing
-// hold up only the acceptors matching them: one that sends is delivered at
-// once, and once the silent ones end, the acceptors left are those there
-// were before.
+// Connections that are not sockets and send nothing hold up only the
+// goroutines matching them: one that sends is delivered at once, and once
+// the silent ones end, the goroutines left are those there were before.
+// By default the turn to accept passes to a worker each time; on one
+// processor, the worker gets to run only once the acceptor waits.
 func TestSilentNonSocketsDelayNoOne(t *testing.T) {
+	for _, procs := range []int{1, 0} {
+		for _, concurrent := range []bool{false, true} {
+			t.Run(fmt.Sprintf("GOMAXPROCS=%d/ConcurrentAccept=%v", procs, concurrent), func(t *testing.T) {
+				if procs > 0 {
+					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				}
+				var opts []Option
+				if concurrent {
+					opts = append(opts, ConcurrentAccept())
+				}
+				testSilentNonSockets(t, opts)
+			})
+		}
+	}
+}
+
+func testSilentNonSockets(t *testing.T, opts []Option) {
 	testcheck.CheckLeaks(t)
 	ml := newMemListener()
-	m := NewWithOptions(ml, ConcurrentAccept())
+	m := NewWithOptions(ml, opts...)
 	errs := errorChan(m, 16)
 	l := m.Match(HTTP1Fast())
 	serveMux(t, m, ml)
@@ -219,12 +273,14 @@ func TestRootAcceptOneAtATime(t *testing.T) {
 			serveMux(t, m, ml)
 			accepted := acceptChan(t, l)
 			var clients []net.Conn
-			for range 5 {
-				client, server := net.Pipe()
-				clients = append(clients, client)
-				sendConn(t, ml.memListener, server)
-			}
-			for range 20 {
+			for i := range 30 {
+				if i%3 == 0 {
+					// Silent: by default the turn to accept passes on.
+					client, server := net.Pipe()
+					clients = append(clients, client)
+					sendConn(t, ml.memListener, server)
+					continue
+				}
 				sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
 				takeConn(t, accepted).Close()
 			}
@@ -261,14 +317,85 @@ func TestServeRefusedErrorLeavesNoAcceptor(t *testing.T) {
 	}
 }
 
-// With ConcurrentAccept on a crypto/tls root listener, the goroutine that
-// accepted a connection makes its handshake: clients that connect and
-// send no ClientHello hold up only their own goroutines, and an HTTPS
-// client is served meanwhile.
-func TestConcurrentAcceptTLSRoot(t *testing.T) {
+// turnTaken waits until a worker has taken the turn to accept from the
+// acceptor Serve started (see acceptors).
+func turnTaken(t *testing.T, m CMux) {
+	t.Helper()
+	acc := &m.(*cMux).acc
+	waitUntil(t, "a worker taking the turn to accept", func() bool {
+		return acc.turn.Load()>>turnGenShift >= 1 && acc.live.Load() == 2
+	})
+}
+
+// Once a worker has taken the turn to accept from an acceptor held up by a
+// silent connection, Close makes Serve return even though the root's
+// Accept cannot be interrupted (it has no SetDeadline): Serve does not
+// wait for the worker in Accept, which ends when the root is closed.
+func TestCloseWithTurnTaken(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	ml := newMemListener()
+	m := New(ml)
+	m.Match(HTTP1Fast())
+	wait := serveUntil(t, m, ErrServerClosed)
+	client, server := net.Pipe()
+	defer client.Close()
+	sendConn(t, ml, server)
+	turnTaken(t, m)
+	time.Sleep(20 * time.Millisecond) // for the worker to be in Accept
+	m.Close()
+	wait()
+	ml.Close()
+	acc := &m.(*cMux).acc
+	waitUntil(t, "no acceptor left", func() bool { return acc.live.Load() == 0 })
+}
+
+// When the worker that took the turn to accept gets an Accept error the
+// handler refuses, Serve returns it, and the acceptor it took the turn
+// from, once done with its silent connection, never calls Accept again.
+func TestServeRefusedErrorAfterTurnTaken(t *testing.T) {
+	testcheck.CheckLeaks(t)
+	boom := errors.New("boom")
+	ml := newErrListener(nil)
+	defer ml.Close()
+	m := New(ml)
+	m.HandleError(func(error) bool { return false })
+	m.Match(HTTP1Fast())
+	wait := serveUntil(t, m, boom)
+	client, server := net.Pipe()
+	defer client.Close()
+	sendConn(t, ml.memListener, server)
+	turnTaken(t, m)
+	ml.errc <- boom
+	wait()
+	acc := &m.(*cMux).acc
+	waitUntil(t, "no acceptor left", func() bool { return acc.live.Load() == 0 })
+	select {
+	case ml.connc <- &memConn{}:
+		t.Error("a connection was accepted after Serve returned")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// On a crypto/tls root listener, the goroutine that accepted a connection
+// makes its handshake, by default and with ConcurrentAccept: clients that
+// connect and send no ClientHello hold up only their own goroutines, and
+// an HTTPS client is served meanwhile.
+func TestTLSRootSilentClients(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
+			var opts []Option
+			if concurrent {
+				opts = append(opts, ConcurrentAccept())
+			}
+			testTLSRootSilentClients(t, opts)
+		})
+	}
+}
+
+func testTLSRootSilentClients(t *testing.T, opts []Option) {
 	testcheck.CheckLeaks(t)
 	cert, roots := selfSignedCert(t)
-	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)), ConcurrentAccept())
+	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)), opts...)
 	serveHTTP(t, x.Match(HTTP1Fast()), &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Proto)
 	})})

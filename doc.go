@@ -34,14 +34,18 @@
 // already there (on sockets, the mux reads what has arrived, without
 // waiting, once a matcher asks for bytes) or when they need none, and
 // otherwise on a worker goroutine, so that a connection whose bytes have
-// not arrived never delays another. (With ConcurrentAccept, a connection
-// that is not a socket, which cannot be read without the risk of waiting,
-// is matched instead by the goroutine that accepted it, while another
-// waits in the root listener's Accept.) Only the matchers of this package
-// run on the accept loop: a matcher of yours runs elsewhere, once per
-// connection. A matcher of this package may run on the accept loop and
-// again elsewhere when the first bytes arrive in pieces; wrapping one in a
-// function of yours makes that function run twice then.
+// not arrived never delays another. A connection that is not a socket,
+// which cannot be read without the risk of waiting, is matched by the
+// goroutine that accepted it, which first arranges for a worker to take
+// over the accepting should the matching wait: the root listener's Accept
+// is still called by one goroutine at a time, as v0.1.5 does. (With
+// ConcurrentAccept, another goroutine waits in Accept meanwhile instead.)
+// Only the matchers of this package run on the accept loop while it
+// accepts: a matcher of yours runs where the connection cannot hold up
+// accepting, once per connection. A matcher of this package may run on
+// the accept loop and again elsewhere when the first bytes arrive in
+// pieces; wrapping one in a function of yours makes that function run
+// twice then.
 //
 // The child listener's Accept returns a *MuxConn (see its documentation for
 // connections with TLS state) that reads exactly what the client sent, from

@@ -368,11 +368,12 @@ func (m *cMux) closedError() error {
 }
 
 // acceptLoop is an acceptor (see acceptors): it accepts connections and
-// matches each on the spot when it can, or hands it to a worker, or (with
-// ConcurrentAccept) matches it itself while another acceptor accepts,
-// until the root listener fails or the mux stops accepting. With
-// ConcurrentAccept it starts counted in m.acc.ready.
-func (m *cMux) acceptLoop() {
+// matches each on the spot when it can, or hands it to a worker, or
+// matches it itself while another acceptor accepts or takes the turn to,
+// until the root listener fails or the mux stops accepting, or until it
+// lost the turn to accept: then it reports true. With ConcurrentAccept it
+// starts counted in m.acc.ready.
+func (m *cMux) acceptLoop() (lost bool) {
 	a := &m.acc
 	defer a.exit()
 	var delay time.Duration
@@ -387,7 +388,7 @@ func (m *cMux) acceptLoop() {
 				if !m.acceptStopped() {
 					a.fail(err)
 				}
-				return
+				return false
 			}
 		}
 		c, err := m.root.Accept()
@@ -398,12 +399,12 @@ func (m *cMux) acceptLoop() {
 		if err != nil {
 			m.release()
 			if m.acceptStopped() {
-				return
+				return false
 			}
 			m.acceptFailed(err, isTemporary(err))
 			if !m.handleErr(err) || !isTemporary(err) {
 				a.fail(err)
-				return
+				return false
 			}
 			// Back off on errors such as EMFILE instead of spinning.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
@@ -412,10 +413,10 @@ func (m *cMux) acceptLoop() {
 			case <-t.C:
 			case <-m.acceptStop:
 				t.Stop()
-				return
+				return false
 			}
 			if !m.backToAccept() {
-				return
+				return false
 			}
 			continue
 		}
@@ -432,10 +433,21 @@ func (m *cMux) acceptLoop() {
 			sock := isSocket(mc.Conn)
 			switch {
 			case m.matchNow(mc, sock, &st.now, &st.spare):
-			case sock || !m.concurrent:
-				// By default, and always for a socket, which waits for
-				// its bytes there without a buffer, a worker matches c.
+			case sock || m.sem != nil:
+				// A socket waits for its bytes on a worker, without a
+				// buffer.
 				m.dispatch(mc)
+			case !m.concurrent:
+				// What c may wait for holds up no one: a worker takes the
+				// turn to accept if it does (see acceptors). Nor does it
+				// hold up the state, which the next acceptor may take.
+				gen := a.beginMatch(m)
+				a.park(st)
+				st = nil
+				m.serveConn(mc)
+				if !a.endMatch(gen) {
+					return true
+				}
 			default:
 				// What c may wait for holds up no one; nor does it hold
 				// up the state, which the next acceptor may take.
@@ -444,12 +456,12 @@ func (m *cMux) acceptLoop() {
 				st = nil
 				m.serveConn(mc)
 				if m.acceptStopped() || !a.rejoin() {
-					return
+					return false
 				}
 				continue // counted by rejoin
 			}
 			if sock && m.concurrent && a.ready.Load() > 0 {
-				return // a socket needs no acceptor standing by
+				return false // a socket needs no acceptor standing by
 			}
 		case overSource:
 			m.release()
@@ -467,10 +479,10 @@ func (m *cMux) acceptLoop() {
 				m.dropped(mc, ErrServerClosed, "")
 			}
 			mc.dropSniffer()
-			return
+			return false
 		}
 		if !m.backToAccept() {
-			return
+			return false
 		}
 	}
 }

@@ -93,14 +93,16 @@ func MaxMatching(n int) Option {
 // Accepted hook and the error handler's calls for Accept errors may then
 // come from two goroutines at once too.
 //
-// It pays off for roots whose connections are not sockets of the net
-// package (a *tls.Conn, an in-memory connection): the mux cannot read one
-// without the risk of waiting, so by default it hands each to a worker
-// goroutine that reads and matches it (a TLS handshake included), a
-// goroutine switch per connection. With ConcurrentAccept the goroutine
-// that accepted the connection matches it while another waits in Accept,
-// so that a silent connection still delays no other. It changes nothing
-// under MaxMatching, whose slots are taken before Accept, nor for a
+// It matters only for roots whose connections are not sockets of the net
+// package (a *tls.Conn, an in-memory connection), which the mux cannot
+// read without the risk of waiting. By default the goroutine that
+// accepted such a connection matches it (a TLS handshake included) after
+// waking a worker that takes over the accepting if the matching waits; on
+// a busy processor one wake-up covers several connections, and on an idle
+// one the worker runs alongside. With ConcurrentAccept a second goroutine
+// already waits in Accept instead, which spares that wake-up. Either way
+// a silent connection delays no other. It changes nothing under
+// MaxMatching, whose slots are taken before Accept, nor for a
 // *net.TCPListener or *net.UnixListener root; a root of another type that
 // hands out sockets has two goroutines in its Accept only until the first
 // connection.

@@ -57,21 +57,48 @@ func (m *cMux) dispatch(c *MuxConn) {
 	go m.work(c)
 }
 
-// work is a worker: it matches c, then what dispatch hands it.
+// work is a worker: it matches c, then what dispatch hands it. Given
+// summonConn, it may take the turn to accept (see acceptors): it then
+// leaves the pool, so that close never waits for a root's Accept, and
+// comes back to it once it has lost the turn. Given nil, it starts idle.
 func (m *cMux) work(c *MuxConn) {
 	p := &m.workers
-	defer p.wg.Done()
 	var w *worker
-	for c != nil {
-		m.serveConn(c)
+	for {
+		switch {
+		case c == summonConn:
+			if m.acc.takeTurn(m) {
+				p.wg.Done()
+				if !m.acceptLoop() || !p.adopt() {
+					return
+				}
+			}
+		case c != nil:
+			m.serveConn(c)
+		}
 		if w == nil {
 			w = &worker{connc: make(chan *MuxConn)}
 		}
 		if !p.putIdle(m, w) {
-			return
+			break
 		}
-		c = <-w.connc
+		if c = <-w.connc; c == nil {
+			break
+		}
 	}
+	p.wg.Done()
+}
+
+// adopt counts in the pool a goroutine that becomes a worker; it reports
+// false if the pool is closed.
+func (p *workerPool) adopt() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
 }
 
 // putIdle lists w as idle; it reports false if the pool is closed.
