@@ -141,7 +141,8 @@ func (a *acceptors) rejoin() bool {
 }
 
 // exit ends an acceptor. Since an acceptor starts another only while it
-// runs itself, live reaches 0 once, after which no acceptor starts again.
+// runs itself, and enter counts one only while another is counted, live
+// reaches 0 once, after which no acceptor starts again.
 func (a *acceptors) exit() {
 	if a.live.Add(-1) == 0 {
 		close(a.done)

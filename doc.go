@@ -36,9 +36,10 @@
 // otherwise on a worker goroutine, so that a connection whose bytes have
 // not arrived never delays another. A connection that is not a socket,
 // which cannot be read without the risk of waiting, is matched by the
-// goroutine that accepted it, which first arranges for a worker to take
-// over the accepting should the matching wait: the root listener's Accept
-// is still called by one goroutine at a time, as v0.1.5 does. (With
+// goroutine that accepted it, which first wakes a worker that takes over
+// the accepting if it gets to run before the matching is done (as it does
+// once the matching waits): the root listener's Accept is still called by
+// one goroutine at a time, as v0.1.5 does. (With
 // ConcurrentAccept, another goroutine waits in Accept meanwhile instead.)
 // Only the matchers of this package run on the accept loop while it
 // accepts: a matcher of yours runs where the connection cannot hold up

@@ -27,8 +27,11 @@ import (
 //     root listener is closed; connections in flight finish matching and
 //     are queued; children hand out their queues, then return
 //     ErrServerClosed.
-//   - served: Serve has returned; every goroutine it started has exited.
-//     Unless the mux is draining, what is still queued is closed.
+//   - served: Serve has returned; every goroutine it started has exited
+//     or is on its way out, but for one in the Accept of a root the mux
+//     cannot interrupt (no SetDeadline method), which ends when the root
+//     is closed. Unless the mux is draining, what is still queued is
+//     closed.
 //
 // Close may come in any phase: it stops accepting, aborts what is in flight,
 // closes what is queued, and makes children return ErrServerClosed.
@@ -447,6 +450,11 @@ func (m *cMux) acceptLoop() (lost bool) {
 				m.serveConn(mc)
 				if !a.endMatch(gen) {
 					return true
+				}
+				if m.acceptStopped() {
+					// Serve may have given up interrupting Accept
+					// (interruptAccept) while c was matched.
+					return false
 				}
 			default:
 				// What c may wait for holds up no one; nor does it hold

@@ -97,15 +97,18 @@ func MaxMatching(n int) Option {
 // package (a *tls.Conn, an in-memory connection), which the mux cannot
 // read without the risk of waiting. By default the goroutine that
 // accepted such a connection matches it (a TLS handshake included) after
-// waking a worker that takes over the accepting if the matching waits; on
-// a busy processor one wake-up covers several connections, and on an idle
-// one the worker runs alongside. With ConcurrentAccept a second goroutine
+// waking a worker that takes over the accepting if it gets to run before
+// the matching is done (as it does once the matching waits); on a busy
+// processor one wake-up covers many connections, and on an idle one the
+// worker runs alongside. With ConcurrentAccept a second goroutine
 // already waits in Accept instead, which spares that wake-up. Either way
 // a silent connection delays no other. It changes nothing under
-// MaxMatching, whose slots are taken before Accept, nor for a
-// *net.TCPListener or *net.UnixListener root; a root of another type that
-// hands out sockets has two goroutines in its Accept only until the first
-// connection.
+// MaxMatching, whose slots are taken before Accept, nor, on Unix-like
+// systems, for a *net.TCPListener or *net.UnixListener root; a root of
+// another type that hands out sockets has two goroutines in its Accept
+// only until the first connection. Elsewhere the mux cannot read a socket
+// without the risk of waiting either, and takes it for a connection that
+// is not one.
 //
 // If Serve returns on an error of the root's Accept that leaves the root
 // open (one that is not temporary, or that the error handler refused),

@@ -12,14 +12,17 @@ import (
 )
 
 // TLS termination (TerminateTLS): the mux performs the TLS handshake of
-// every connection once, on the worker that matches it, then matches and
-// delivers the decrypted stream.
+// every connection once, on the goroutine that matches it, then matches
+// and delivers the decrypted stream.
 //
-// Goroutines: the handshake and the matching run on the connection's
-// worker. The expirer bounds both (MatchTimeout) by setting a past
-// deadline on the connection; abort closes it. Both reach the connection
-// through MuxConn.Conn under the mux's connMu, which is why the worker
-// swaps the raw connection for the *tls.Conn under that lock.
+// Goroutines: the handshake and the matching run on the goroutine that
+// matches the connection: a worker, or for a connection that is not a
+// socket the acceptor that accepted it, from which a worker takes the turn
+// to accept should it wait (see acceptors). The expirer bounds both
+// (MatchTimeout) by setting a past deadline on the connection; abort
+// closes it. Both reach the connection through MuxConn.Conn under the
+// mux's connMu, which is why that goroutine swaps the raw connection for
+// the *tls.Conn under that lock.
 
 // TerminateTLS makes the mux terminate TLS with cfg on every connection
 // before its matchers run: the handshake (certificates, client
@@ -191,8 +194,8 @@ func (e *tlsHandshakeError) Unwrap() []error {
 	return []error{ErrTLSHandshake, e.err}
 }
 
-// terminate performs the TLS handshake of c on its worker and makes c read
-// and write through the *tls.Conn.
+// terminate performs the TLS handshake of c on the goroutine matching it
+// and makes c read and write through the *tls.Conn.
 func (m *cMux) terminate(c *MuxConn) error {
 	s := c.sniff
 	raw := &termConn{Conn: c.Conn, mc: c}

@@ -13,6 +13,11 @@ import (
 // goroutine's stack on the deeper matchers (HTTP/2 header blocks, TLS
 // ClientHellos, HTTP/1 headers).
 //
+// A worker handed summonConn instead looks whether the acceptor is still
+// matching a connection that is not a socket, and if so takes over
+// accepting (the turn, see acceptors): it leaves the pool while it
+// accepts, and comes back to it, idle, once it has lost the turn.
+//
 // A cleaner goroutine runs while some worker is idle: every workerIdle/4 it
 // counts a tick (workerPool.gen) and stops the workers that went idle
 // idleTicks or more ticks ago, that is idle for more than workerIdle, so
@@ -63,15 +68,26 @@ func (m *cMux) dispatch(c *MuxConn) {
 // comes back to it once it has lost the turn. Given nil, it starts idle.
 func (m *cMux) work(c *MuxConn) {
 	p := &m.workers
+	// counted tells whether this goroutine is counted in p.wg: not while it
+	// holds the turn. Done is deferred, so that a matcher that ends its
+	// goroutine (runtime.Goexit) does not leave close waiting.
+	counted := true
+	defer func() {
+		if counted {
+			p.wg.Done()
+		}
+	}()
 	var w *worker
 	for {
 		switch {
 		case c == summonConn:
 			if m.acc.takeTurn(m) {
+				counted = false
 				p.wg.Done()
 				if !m.acceptLoop() || !p.adopt() {
 					return
 				}
+				counted = true
 			}
 		case c != nil:
 			m.serveConn(c)
@@ -80,13 +96,12 @@ func (m *cMux) work(c *MuxConn) {
 			w = &worker{connc: make(chan *MuxConn)}
 		}
 		if !p.putIdle(m, w) {
-			break
+			return
 		}
 		if c = <-w.connc; c == nil {
-			break
+			return
 		}
 	}
-	p.wg.Done()
 }
 
 // adopt counts in the pool a goroutine that becomes a worker; it reports
@@ -153,8 +168,8 @@ func (p *workerPool) clean(quit <-chan struct{}) {
 }
 
 // close stops every idle worker and keeps the others from going idle, and
-// waits for every worker and the cleaner to exit. The accept loop must have
-// stopped.
+// waits for every worker and the cleaner to exit. No connection may be
+// being matched: a worker holding the turn to accept is not waited for.
 func (p *workerPool) close() {
 	p.mu.Lock()
 	p.closed = true
