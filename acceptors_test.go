@@ -49,38 +49,32 @@ func (l *goidListener) Accept() (net.Conn, error) {
 // there, it reaches the child's Accept without a goroutine in between.
 // (By default a worker matched it until the turn to accept could pass.)
 func TestAcceptorMatchesNonSocket(t *testing.T) {
-	for _, concurrent := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
-			testcheck.CheckLeaks(t)
-			ml := &goidListener{memListener: newMemListener()}
-			var opts []Option
-			if concurrent {
-				opts = append(opts, ConcurrentAccept())
-			}
-			m := NewWithOptions(ml, opts...)
-			var matchedOn atomic.Uint64
-			l := m.Match(func(r io.Reader) bool {
-				var b [4]byte
-				_, err := io.ReadFull(r, b[:])
-				matchedOn.Store(goid())
-				return err == nil && string(b[:]) == acceptorsFlight[:4]
-			})
-			serveMux(t, m, ml)
-			accepted := acceptChan(t, l)
-			for i := range 50 {
-				sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
-				c := takeConn(t, accepted)
-				if on, by := matchedOn.Load(), ml.last.Load(); on != by {
-					t.Fatalf("connection %d: matched on goroutine %d, accepted on %d", i, on, by)
-				}
-				b, err := io.ReadAll(c)
-				if err != nil || string(b) != acceptorsFlight {
-					t.Fatalf("delivered connection read %q, %v", b, err)
-				}
-				c.Close()
-			}
+	acceptModes(t, func(t *testing.T, opts []Option) {
+		testcheck.CheckLeaks(t)
+		ml := &goidListener{memListener: newMemListener()}
+		m := NewWithOptions(ml, opts...)
+		var matchedOn atomic.Uint64
+		l := m.Match(func(r io.Reader) bool {
+			var b [4]byte
+			_, err := io.ReadFull(r, b[:])
+			matchedOn.Store(goid())
+			return err == nil && string(b[:]) == acceptorsFlight[:4]
 		})
-	}
+		serveMux(t, m, ml)
+		accepted := acceptChan(t, l)
+		for i := range 50 {
+			sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
+			c := takeConn(t, accepted)
+			if on, by := matchedOn.Load(), ml.last.Load(); on != by {
+				t.Fatalf("connection %d: matched on goroutine %d, accepted on %d", i, on, by)
+			}
+			b, err := io.ReadAll(c)
+			if err != nil || string(b) != acceptorsFlight {
+				t.Fatalf("delivered connection read %q, %v", b, err)
+			}
+			c.Close()
+		}
+	})
 }
 
 // Connections that are not sockets and send nothing hold up only the
@@ -90,18 +84,12 @@ func TestAcceptorMatchesNonSocket(t *testing.T) {
 // processor, the worker gets to run only once the acceptor waits.
 func TestSilentNonSocketsDelayNoOne(t *testing.T) {
 	for _, procs := range []int{1, 0} {
-		for _, concurrent := range []bool{false, true} {
-			t.Run(fmt.Sprintf("GOMAXPROCS=%d/ConcurrentAccept=%v", procs, concurrent), func(t *testing.T) {
-				if procs > 0 {
-					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-				}
-				var opts []Option
-				if concurrent {
-					opts = append(opts, ConcurrentAccept())
-				}
-				testSilentNonSockets(t, opts)
-			})
-		}
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			if procs > 0 {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			}
+			acceptModes(t, testSilentNonSockets)
+		})
 	}
 }
 
@@ -240,59 +228,79 @@ func TestAcceptorsFailTogether(t *testing.T) {
 	waitUntil(t, "no acceptor left", func() bool { return acc.live.Load() == 0 })
 }
 
-// oneAtATime is a memListener that records whether its Accept was ever
-// called from two goroutines at once.
+// acceptGauge counts the goroutines in a listener's Accept and records
+// whether two ever were there at once.
+type acceptGauge struct {
+	in         atomic.Int32
+	overlapped atomic.Bool
+}
+
+// enter counts a caller in Accept; it returns what counts it out.
+func (g *acceptGauge) enter() (leave func()) {
+	if g.in.Add(1) > 1 {
+		g.overlapped.Store(true)
+	}
+	return func() { g.in.Add(-1) }
+}
+
+// oneAtATime is a memListener with an acceptGauge.
 type oneAtATime struct {
 	*memListener
-	in, overlapped atomic.Int32
+	acceptGauge
 }
 
 func (l *oneAtATime) Accept() (net.Conn, error) {
-	if l.in.Add(1) > 1 {
-		l.overlapped.Store(1)
-	}
-	defer l.in.Add(-1)
+	defer l.enter()()
 	return l.memListener.Accept()
+}
+
+// acceptModes runs f as a subtest by default and with ConcurrentAccept,
+// with the options of each.
+func acceptModes(t *testing.T, f func(t *testing.T, opts []Option)) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
+			var opts []Option
+			if concurrent {
+				opts = append(opts, ConcurrentAccept())
+			}
+			f(t, opts)
+		})
+	}
 }
 
 // By default the root's Accept is called from one goroutine at a time, as
 // v0.1.5 does, whatever the connections do (silent ones among them);
 // ConcurrentAccept calls it from two.
 func TestRootAcceptOneAtATime(t *testing.T) {
-	for _, concurrent := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
-			testcheck.CheckLeaks(t)
-			ml := &oneAtATime{memListener: newMemListener()}
-			var opts []Option
-			if concurrent {
-				opts = append(opts, ConcurrentAccept())
+	acceptModes(t, func(t *testing.T, opts []Option) {
+		testcheck.CheckLeaks(t)
+		concurrent := len(opts) > 0
+		ml := &oneAtATime{memListener: newMemListener()}
+		m := NewWithOptions(ml, opts...)
+		m.HandleError(func(error) bool { return true })
+		l := m.Match(HTTP1Fast())
+		serveMux(t, m, ml)
+		accepted := acceptChan(t, l)
+		var clients []net.Conn
+		for i := range 30 {
+			if i%3 == 0 {
+				// Silent: by default the turn to accept passes on.
+				client, server := net.Pipe()
+				clients = append(clients, client)
+				sendConn(t, ml.memListener, server)
+				continue
 			}
-			m := NewWithOptions(ml, opts...)
-			m.HandleError(func(error) bool { return true })
-			l := m.Match(HTTP1Fast())
-			serveMux(t, m, ml)
-			accepted := acceptChan(t, l)
-			var clients []net.Conn
-			for i := range 30 {
-				if i%3 == 0 {
-					// Silent: by default the turn to accept passes on.
-					client, server := net.Pipe()
-					clients = append(clients, client)
-					sendConn(t, ml.memListener, server)
-					continue
-				}
-				sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
-				takeConn(t, accepted).Close()
-			}
-			for _, c := range clients {
-				c.Close()
-			}
-			time.Sleep(20 * time.Millisecond)
-			if got := ml.overlapped.Load() == 1; got != concurrent {
-				t.Errorf("Accept called from two goroutines at once: %v, want %v", got, concurrent)
-			}
-		})
-	}
+			sendConn(t, ml.memListener, &memConn{flight: []byte(acceptorsFlight)})
+			takeConn(t, accepted).Close()
+		}
+		for _, c := range clients {
+			c.Close()
+		}
+		time.Sleep(20 * time.Millisecond)
+		if got := ml.overlapped.Load(); got != concurrent {
+			t.Errorf("Accept called from two goroutines at once: %v, want %v", got, concurrent)
+		}
+	})
 }
 
 // By default, once Serve has returned on an Accept error the handler
@@ -381,15 +389,7 @@ func TestServeRefusedErrorAfterTurnTaken(t *testing.T) {
 // connect and send no ClientHello hold up only their own goroutines, and
 // an HTTPS client is served meanwhile.
 func TestTLSRootSilentClients(t *testing.T) {
-	for _, concurrent := range []bool{false, true} {
-		t.Run(fmt.Sprintf("ConcurrentAccept=%v", concurrent), func(t *testing.T) {
-			var opts []Option
-			if concurrent {
-				opts = append(opts, ConcurrentAccept())
-			}
-			testTLSRootSilentClients(t, opts)
-		})
-	}
+	acceptModes(t, testTLSRootSilentClients)
 }
 
 func testTLSRootSilentClients(t *testing.T, opts []Option) {

@@ -438,7 +438,8 @@ func (m *cMux) acceptLoop() (lost bool) {
 			case m.matchNow(mc, sock, &st.now, &st.spare):
 			case sock || m.sem != nil:
 				// A socket waits for its bytes on a worker, without a
-				// buffer.
+				// buffer; so does any connection under MaxMatching (see
+				// acceptors).
 				m.dispatch(mc)
 			case !m.concurrent:
 				// What c may wait for holds up no one: a worker takes the

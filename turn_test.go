@@ -24,12 +24,10 @@ import (
 // in Accept and records whether two ever were at once.
 type deadlineListener struct {
 	*memListener
-	mu         sync.Mutex
-	past       bool
-	wake       chan struct{}
-	in         atomic.Int32
-	overlapped atomic.Bool
-	calls      atomic.Int64
+	acceptGauge
+	mu   sync.Mutex
+	past bool
+	wake chan struct{}
 }
 
 func newDeadlineListener() *deadlineListener {
@@ -46,11 +44,7 @@ func (l *deadlineListener) SetDeadline(t time.Time) error {
 }
 
 func (l *deadlineListener) Accept() (net.Conn, error) {
-	if l.in.Add(1) > 1 {
-		l.overlapped.Store(true)
-	}
-	defer l.in.Add(-1)
-	l.calls.Add(1)
+	defer l.enter()()
 	for {
 		l.mu.Lock()
 		past, wake := l.past, l.wake
@@ -257,15 +251,11 @@ func testTurnStress(t *testing.T, r *rand.Rand, end string) {
 // stressListener is an errListener that counts the callers in Accept.
 type stressListener struct {
 	*errListener
-	in         atomic.Int32
-	overlapped atomic.Bool
+	acceptGauge
 }
 
 func (l *stressListener) Accept() (net.Conn, error) {
-	if l.in.Add(1) > 1 {
-		l.overlapped.Store(true)
-	}
-	defer l.in.Add(-1)
+	defer l.enter()()
 	return l.errListener.Accept()
 }
 
