@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cmux-go/cmux"
+	"github.com/cmux-go/cmux/cmuxgrpc/internal/cpuserve"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -56,47 +55,7 @@ func newConnCPU(b *testing.B, proto, setup string, conns int) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	healthpb.RegisterHealthServer(gs, health.NewServer())
-	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})}
-	var stop func()
-	switch setup {
-	case "bare":
-		if proto == "grpc" {
-			go gs.Serve(root)
-		} else {
-			go hs.Serve(root)
-		}
-		stop = func() {}
-	default:
-		m := cmux.New(root)
-		grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
-		httpL := m.Match(cmux.HTTP1Fast())
-		otherL := m.Match(cmux.Any())
-		if setup == "mux+Listener" {
-			grpcL = Listener(grpcL)
-		}
-		go gs.Serve(grpcL)
-		go hs.Serve(httpL)
-		go func() {
-			for {
-				c, err := otherL.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		go m.Serve()
-		stop = m.Close
-	}
-	defer func() {
-		gs.Stop()
-		hs.Close()
-		stop()
-	}()
+	defer cpuserve.Start(root, proto, setup, Listener)()
 
 	child := startChild(b, "TestCPUClients", fmt.Sprintf("%s=%s %s %d", cpuClientsEnv, proto, root.Addr(), conns))
 	defer child.stop()

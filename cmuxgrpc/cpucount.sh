@@ -87,24 +87,25 @@ run() {
 			}' "$d/strace" | sort | paste -sd' ')
 		echo "$proto $setup $counts"
 	fi
-	# Each holds its fifo open for writing too: no end of input comes.
+	# The server runs until killed; the clients hold their fifo open for
+	# writing too, so no end of input comes.
 	kill "$sp" "$cp" 2>/dev/null || true
 	wait "$sp" "$cp" 2>/dev/null || true
 	exec 3>&- 4>&-
 }
 
-echo "user-space instructions per connection (callgrind, N=$N)"
-for proto in http1 grpc; do
-	for setup in bare mux mux+Listener; do
-		[ "$proto" = http1 ] && [ "$setup" = mux+Listener ] && continue
-		run callgrind "$proto" "$setup"
+# each TOOL runs TOOL on every setup.
+each() {
+	for proto in http1 grpc; do
+		for setup in bare mux mux+Listener; do
+			[ "$proto" = http1 ] && [ "$setup" = mux+Listener ] && continue
+			run "$1" "$proto" "$setup"
+		done
 	done
-done | awk '{ if ($2 == "bare") b[$1] = $3; printf "  %-6s %-13s %8d  %.3fx bare\n", $1, $2, $3, $3 / b[$1] }'
+}
+
+echo "user-space instructions per connection (callgrind, N=$N)"
+each callgrind | awk '{ if ($2 == "bare") b[$1] = $3; printf "  %-6s %-13s %8d  %.3fx bare\n", $1, $2, $3, $3 / b[$1] }'
 echo
 echo "system calls per connection (strace -c, N=$N; those of 0.05 or more per connection)"
-for proto in http1 grpc; do
-	for setup in bare mux mux+Listener; do
-		[ "$proto" = http1 ] && [ "$setup" = mux+Listener ] && continue
-		run strace "$proto" "$setup"
-	done
-done | sed 's/^/  /'
+each strace | sed 's/^/  /'
