@@ -18,6 +18,7 @@
 #	N=300 cmuxgrpc/cpucount.sh
 set -euo pipefail
 cd "$(dirname "$0")"
+ROOT=$(cd .. && pwd)
 N=${N:-1000}
 for tool in valgrind strace; do
 	command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
@@ -71,9 +72,22 @@ run() {
 	if [ "$tool" = callgrind ]; then
 		callgrind_control -d "$sp" >/dev/null 2>&1
 		sleep 1
-		local ir
+		local ir own
 		ir=$(sed -n 's/^summary: *//p;s/^totals: *//p' "$d"/cg.out.* | head -1)
-		echo "$proto $setup $((ir / N))"
+		# The mux's own: lines of this repository's files but cpuserve's
+		# and cpuserver's (the servers). (callgrind sometimes files a function's
+		# cost under another's name after a goroutine switch: the file
+		# tells them apart.)
+		own=$(callgrind_annotate --auto=no --threshold=100 "$d"/cg.out.* 2>/dev/null | awk -v root="$ROOT/" '
+			/file:function/ { f = 1; next }
+			f && /^ *[0-9]/ {
+				# "  12,345 ( 1.23%)  /path/file.go:function [object]"
+				p = $0
+				sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", p)
+				if (index(p, root) == 1 && p !~ /internal\/cpuserve/) { v = $1; gsub(",", "", v); s += v }
+			}
+			END { print s + 0 }')
+		echo "$proto $setup $((ir / N)) $((own / N))"
 	else
 		kill -INT "$st"
 		wait "$st" || true
@@ -105,7 +119,8 @@ each() {
 }
 
 echo "user-space instructions per connection (callgrind, N=$N)"
-each callgrind | awk '{ if ($2 == "bare") b[$1] = $3; printf "  %-6s %-13s %8d  %.3fx bare\n", $1, $2, $3, $3 / b[$1] }'
+echo "  (own: in the files of this repository: the mux, cmuxgrpc)"
+each callgrind | awk '{ if ($2 == "bare") b[$1] = $3; printf "  %-6s %-13s %8d  %.3fx bare   own %6d\n", $1, $2, $3, $3 / b[$1], $4 }'
 echo
 echo "system calls per connection (strace -c, N=$N; those of 0.05 or more per connection)"
 each strace | sed 's/^/  /'
