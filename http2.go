@@ -85,6 +85,12 @@ func matchH2Field(w io.Writer, r io.Reader, name, value string, prefix bool) boo
 				return false
 			}
 		}
+		if b := s.Buffered(); b[0] != 'P' || len(b) > 1 && b[1] != 'R' {
+			// Not a preface ("PRI * HTTP/2.0..."): decided without the
+			// state, which an HTTP/1 request or a TLS ClientHello would
+			// take from its pool and give back for nothing.
+			return false
+		}
 		// One parse per connection, shared by every HTTP/2 matcher.
 		st := s.conn.h2State()
 		if !st.parsed {

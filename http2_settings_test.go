@@ -358,3 +358,70 @@ func TestH2NoMuxSettingsForCompleteFirstFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestH2FieldMatcherOnSplitFirstBytes: an HTTP/2 header matcher decides on
+// the first two bytes whether a connection can be HTTP/2 at all ("PR",
+// the preface's), and on a single 'P' waits for the rest: a preface or an
+// HTTP/1 POST whose first byte comes alone reaches the right listener with
+// every byte, as do flights sent at once.
+func TestH2FieldMatcherOnSplitFirstBytes(t *testing.T) {
+	checkLeaks(t)
+	grpcFlight := btH2Flight(t, false, "content-type", "application/grpc")
+	post := []byte("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+	for _, tc := range []struct {
+		name   string
+		flight []byte
+		split  int // bytes sent before a pause; 0: all at once
+		grpc   bool
+	}{
+		{"preface, P alone", grpcFlight, 1, true},
+		{"preface, PR alone", grpcFlight, 2, true},
+		{"preface at once", grpcFlight, 0, true},
+		{"POST, P alone", post, 1, false},
+		{"POST at once", post, 0, false},
+		{"PUT at once", []byte("PUT /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, false},
+		{"GET at once", []byte("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := listenLoopback(t)
+			m := New(root)
+			grpcL := m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
+			httpL := m.Match(HTTP1Fast())
+			errs := errorChan(m, 10)
+			grpcC, httpC := acceptChan(t, grpcL), acceptChan(t, httpL)
+			serveMux(t, m, root)
+
+			c := dialTCP(t, root.Addr().String())
+			defer c.Close()
+			if tc.split > 0 {
+				_, err := c.Write(tc.flight[:tc.split])
+				require.NoError(t, err)
+				time.Sleep(50 * time.Millisecond)
+				_, err = c.Write(tc.flight[tc.split:])
+				require.NoError(t, err)
+			} else {
+				_, err := c.Write(tc.flight)
+				require.NoError(t, err)
+			}
+			want, other := httpC, grpcC
+			if tc.grpc {
+				want, other = grpcC, httpC
+			}
+			sc := takeConn(t, want)
+			defer sc.Close()
+			got := make([]byte, len(tc.flight))
+			require.NoError(t, sc.SetReadDeadline(time.Now().Add(5*time.Second)))
+			_, err := io.ReadFull(sc, got)
+			require.NoError(t, err)
+			assert.Equal(t, tc.flight, got)
+			select {
+			case oc := <-other:
+				oc.Close()
+				t.Fatal("delivered to the other listener too")
+			case err := <-errs:
+				t.Fatalf("mux error: %v", err)
+			default:
+			}
+		})
+	}
+}
