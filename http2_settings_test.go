@@ -363,61 +363,77 @@ func TestH2NoMuxSettingsForCompleteFirstFlight(t *testing.T) {
 // the first two bytes whether a connection can be HTTP/2 at all ("PR",
 // the preface's), and on a single 'P' waits for the rest: a preface or an
 // HTTP/1 POST whose first byte comes alone reaches the right listener with
-// every byte, as do flights sent at once.
+// every byte, as does a lone first byte of something else, a 'P' followed
+// by the end of the stream, and flights sent at once.
 func TestH2FieldMatcherOnSplitFirstBytes(t *testing.T) {
-	checkLeaks(t)
 	grpcFlight := btH2Flight(t, false, "content-type", "application/grpc")
 	post := []byte("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+	hello := []byte("\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00")
+	const (
+		toGRPC = iota
+		toHTTP
+		toOther
+	)
 	for _, tc := range []struct {
 		name   string
 		flight []byte
-		split  int // bytes sent before a pause; 0: all at once
-		grpc   bool
+		split  int  // bytes sent before a pause; 0: all at once
+		eof    bool // the client closes its side after the flight
+		to     int
 	}{
-		{"preface, P alone", grpcFlight, 1, true},
-		{"preface, PR alone", grpcFlight, 2, true},
-		{"preface at once", grpcFlight, 0, true},
-		{"POST, P alone", post, 1, false},
-		{"POST at once", post, 0, false},
-		{"PUT at once", []byte("PUT /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, false},
-		{"GET at once", []byte("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, false},
+		{"preface, P alone", grpcFlight, 1, false, toGRPC},
+		{"preface, PR alone", grpcFlight, 2, false, toGRPC},
+		{"preface at once", grpcFlight, 0, false, toGRPC},
+		{"POST, P alone", post, 1, false, toHTTP},
+		{"POST at once", post, 0, false, toHTTP},
+		{"PUT at once", []byte("PUT /x HTTP/1.1\r\nHost: a\r\n\r\n"), 0, false, toHTTP},
+		{"GET, G alone", []byte("GET /x HTTP/1.1\r\nHost: a\r\n\r\n"), 1, false, toHTTP},
+		{"ClientHello, first byte alone", hello, 1, false, toOther},
+		{"P then the end", []byte("P"), 0, true, toOther},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
 			root := listenLoopback(t)
 			m := New(root)
 			grpcL := m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 			httpL := m.Match(HTTP1Fast())
+			otherL := m.Match(Any())
 			errs := errorChan(m, 10)
-			grpcC, httpC := acceptChan(t, grpcL), acceptChan(t, httpL)
+			chans := []<-chan net.Conn{acceptChan(t, grpcL), acceptChan(t, httpL), acceptChan(t, otherL)}
 			serveMux(t, m, root)
 
 			c := dialTCP(t, root.Addr().String())
 			defer c.Close()
+			first := tc.flight
 			if tc.split > 0 {
-				_, err := c.Write(tc.flight[:tc.split])
-				require.NoError(t, err)
+				first = tc.flight[:tc.split]
+			}
+			_, err := c.Write(first)
+			require.NoError(t, err)
+			if tc.split > 0 {
 				time.Sleep(50 * time.Millisecond)
 				_, err = c.Write(tc.flight[tc.split:])
 				require.NoError(t, err)
-			} else {
-				_, err := c.Write(tc.flight)
-				require.NoError(t, err)
 			}
-			want, other := httpC, grpcC
-			if tc.grpc {
-				want, other = grpcC, httpC
+			if tc.eof {
+				require.NoError(t, c.CloseWrite())
 			}
-			sc := takeConn(t, want)
+			sc := takeConn(t, chans[tc.to])
 			defer sc.Close()
 			got := make([]byte, len(tc.flight))
-			require.NoError(t, sc.SetReadDeadline(time.Now().Add(5*time.Second)))
-			_, err := io.ReadFull(sc, got)
+			require.NoError(t, sc.SetReadDeadline(time.Now().Add(waitFor)))
+			_, err = io.ReadFull(sc, got)
 			require.NoError(t, err)
 			assert.Equal(t, tc.flight, got)
+			for i, ch := range chans {
+				select {
+				case oc := <-ch:
+					oc.Close()
+					t.Fatalf("also delivered to listener %d", i)
+				default:
+				}
+			}
 			select {
-			case oc := <-other:
-				oc.Close()
-				t.Fatal("delivered to the other listener too")
 			case err := <-errs:
 				t.Fatalf("mux error: %v", err)
 			default:

@@ -35,7 +35,7 @@ const cpuClientsEnv = "CMUXGRPC_CPU_CLIENTS"
 func BenchmarkNewConnCPU(b *testing.B) {
 	const conns = 2000
 	for _, proto := range []string{"http1", "grpc"} {
-		for _, setup := range []string{"bare", "mux", "mux+Listener"} {
+		for _, setup := range cpuserve.Setups {
 			if proto == "http1" && setup == "mux+Listener" {
 				continue
 			}

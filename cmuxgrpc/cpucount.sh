@@ -2,9 +2,14 @@
 # What the server does per new connection, counted rather than timed:
 # user-space instructions (callgrind) and system calls (strace), for the
 # setups of cpu.sh (bare, mux, mux+Listener) and the same clients (one call
-# per connection, in another process). Counts do not vary with the
-# machine's load as cpu.sh's times do; they leave out what a system call
-# costs inside the kernel, which is most of a new connection's CPU.
+# per connection, in another process, on the CPUs but the first). The
+# server runs with GOMAXPROCS=1, as cpu.sh's does (pinned to one CPU).
+#
+# The instruction counts do not move with the machine's load, as cpu.sh's
+# times do, but for which path a connection takes (1-2 % from run to run).
+# They leave out what a system call costs inside the kernel, which is most
+# of a new connection's CPU. "own" is the part in the functions of this
+# repository's packages (the mux, cmuxgrpc), the servers' handlers aside.
 #
 # The server (internal/cpuserver) runs under valgrind or strace; the
 # clients run natively. Counting starts after the clients' warm-up
@@ -13,24 +18,61 @@
 # are always there when the mux looks. Under strace that depends on timing:
 # a connection whose bytes are late costs the mux one system call more
 # than one whose bytes are there (a peek, recvfrom, see readable_unix.go).
+# The runtime's own calls (epoll_pwait, futex, nanosleep) come with time
+# as much as with connections. Calls under 0.05 per connection are not
+# printed, but count in the total.
 #
 #	cmuxgrpc/cpucount.sh               # N=1000 connections per setup
 #	N=300 cmuxgrpc/cpucount.sh
 set -euo pipefail
 cd "$(dirname "$0")"
-ROOT=$(cd .. && pwd)
 N=${N:-1000}
 for tool in valgrind strace; do
-	command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+	if ! command -v "$tool" >/dev/null; then
+		echo "cpucount: installing $tool" >&2
+		apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null
+	fi
 done
 T=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$T"' EXIT
+# run starts its processes in a pipeline's subshell, whose jobs this shell
+# does not see: it notes their pids in $T/pids.
+trap 'kill $(cat "$T/pids" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
 go build -o "$T/cpuserver" ./internal/cpuserver
 go test -c -o "$T/clients.test" .
 CPUS=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
 	CPUS=(taskset -c "1-$(($(nproc) - 1))")
 fi
+
+# own PATTERN prints the self cost of the functions whose names match
+# PATTERN in a callgrind dump, then that of all functions and the dump's
+# summary, which agree if the dump was read right. The cost line after a
+# calls= line is the inclusive cost of a call, not its caller's own.
+own() {
+	awk -v pat="$1" '
+		/^summary:/ { summary = $2; next }
+		/^c?fn=/ {
+			# fn=(id) name defines id; fn=(id) refers to it. cfn= names
+			# a call target, and may be where a name is defined.
+			call = $0 ~ /^cfn=/
+			s = substr($0, call ? 5 : 4)
+			name = s
+			if (match(s, /^\([0-9]+\)/)) {
+				id = substr(s, 1, RLENGTH)
+				if (length(s) > RLENGTH) names[id] = substr(s, RLENGTH + 2)
+				name = names[id]
+			}
+			if (!call) ours = name ~ pat && name !~ /internal\/cpuserve/
+			next
+		}
+		/^calls=/ { skip = 1; next }
+		/^[0-9+*-]/ {
+			if (skip) { skip = 0; next }
+			all += $2
+			if (ours) mine += $2
+		}
+		END { printf "%d %d %d\n", mine, all, summary }' "$2"
+}
 
 # run TOOL PROTO SETUP prints "PROTO SETUP what-per-conn..." for TOOL.
 run() {
@@ -48,48 +90,50 @@ run() {
 		;;
 	esac
 	local sp=$!
+	echo "$sp" >>"$T/pids"
 	wait_for() { # wait_for FILE WORD TENTHS
 		for _ in $(seq "$3"); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-		echo "cpucount: no $2 in $1" >&2; cat "$d/slog" >&2; return 1
+		echo "cpucount: $tool $proto $setup: no $2 in $(basename "$1")" >&2
+		cat "$d/slog" "$d/cout" >&2 2>/dev/null
+		return 1
 	}
 	wait_for "$d/sout" 127.0.0.1 600
 	CMUXGRPC_CPU_CLIENTS="$proto $(head -1 "$d/sout") $N" "${CPUS[@]}" "$T/clients.test" \
 		-test.run '^TestCPUClients$' <&4 >"$d/cout" 2>&1 &
 	local cp=$!
+	echo "$cp" >>"$T/pids"
 	wait_for "$d/cout" GO 1200
 	sleep 1
 	local st=
 	if [ "$tool" = callgrind ]; then
-		callgrind_control -z "$sp" >/dev/null 2>&1
+		callgrind_control -z "$sp" 2>&1 >/dev/null | sed "/^sending command/d" >&2
 	else
 		strace -f -c -o "$d/strace" $(ls /proc/"$sp"/task | sed 's/^/-p /') 2>/dev/null &
 		st=$!
+		echo "$st" >>"$T/pids"
 		sleep 1
 	fi
 	echo run >&4
 	wait_for "$d/cout" DONE 6000
 	sleep 1
 	if [ "$tool" = callgrind ]; then
-		callgrind_control -d "$sp" >/dev/null 2>&1
+		callgrind_control -d "$sp" 2>&1 >/dev/null | sed "/^sending command/d" >&2
 		sleep 1
-		local ir own
-		ir=$(sed -n 's/^summary: *//p;s/^totals: *//p' "$d"/cg.out.* | head -1)
-		# The mux's own: lines of this repository's files but cpuserve's
-		# and cpuserver's (the servers). (callgrind sometimes files a function's
-		# cost under another's name after a goroutine switch: the file
-		# tells them apart.)
-		own=$(callgrind_annotate --auto=no --threshold=100 "$d"/cg.out.* 2>/dev/null | awk -v root="$ROOT/" '
-			/file:function/ { f = 1; next }
-			f && /^ *[0-9]/ {
-				# "  12,345 ( 1.23%)  /path/file.go:function [object]"
-				p = $0
-				sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", p)
-				if (index(p, root) == 1 && p !~ /internal\/cpuserve/) { v = $1; gsub(",", "", v); s += v }
-			}
-			END { print s + 0 }')
-		echo "$proto $setup $((ir / N)) $((own / N))"
+		local mine all summary
+		read -r mine all summary < <(own '^github\.com/cmux-go/cmux[./]' "$d"/cg.out.*)
+		if [ -z "$summary" ] || [ "$summary" -eq 0 ]; then
+			echo "cpucount: $proto $setup: no callgrind summary" >&2
+			return 1
+		fi
+		# The self costs add up to the summary, give or take a few
+		# lines of the dump that are not costs.
+		if [ $((all > summary ? all - summary : summary - all)) -gt $((summary / 1000)) ]; then
+			echo "cpucount: $proto $setup: self costs add up to $all, not $summary: own is not reliable" >&2
+			mine=-1
+		fi
+		echo "$proto $setup $((summary / N)) $((mine < 0 ? -1 : mine / N))"
 	else
-		kill -INT "$st"
+		kill -INT "$st" 2>/dev/null || true
 		wait "$st" || true
 		local counts
 		counts=$(awk -v n="$N" '
@@ -118,8 +162,7 @@ each() {
 	done
 }
 
-echo "user-space instructions per connection (callgrind, N=$N)"
-echo "  (own: in the files of this repository: the mux, cmuxgrpc)"
+echo "user-space instructions per connection (callgrind, N=$N; own: in the mux's and cmuxgrpc's functions)"
 each callgrind | awk '{ if ($2 == "bare") b[$1] = $3; printf "  %-6s %-13s %8d  %.3fx bare   own %6d\n", $1, $2, $3, $3 / b[$1], $4 }'
 echo
 echo "system calls per connection (strace -c, N=$N; those of 0.05 or more per connection)"

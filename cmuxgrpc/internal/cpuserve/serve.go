@@ -16,10 +16,14 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
+// Setups are the setups Start knows.
+var Setups = []string{"bare", "mux", "mux+Listener"}
+
 // Start serves on root: with setup "bare", proto's server alone ("grpc"
 // or "http1"); with "mux", both behind a mux; with "mux+Listener", the
 // same with the gRPC server's listener passed through wrap
-// (cmuxgrpc.Listener). stop stops the servers and closes root.
+// (cmuxgrpc.Listener). stop stops the servers and the mux, and closes
+// root.
 func Start(root net.Listener, proto, setup string, wrap func(net.Listener) net.Listener) (stop func()) {
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, health.NewServer())
@@ -61,5 +65,6 @@ func Start(root net.Listener, proto, setup string, wrap func(net.Listener) net.L
 		gs.Stop()
 		hs.Close()
 		m.Close()
+		root.Close()
 	}
 }

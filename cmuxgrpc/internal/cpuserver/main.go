@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"slices"
 
 	"github.com/cmux-go/cmux/cmuxgrpc"
 	"github.com/cmux-go/cmux/cmuxgrpc/internal/cpuserve"
@@ -18,6 +19,9 @@ func main() {
 	proto := flag.String("proto", "http1", "http1 or grpc")
 	setup := flag.String("setup", "bare", "bare, mux or mux+Listener")
 	flag.Parse()
+	if *proto != "http1" && *proto != "grpc" || !slices.Contains(cpuserve.Setups, *setup) {
+		log.Fatalf("cpuserver: -proto %q -setup %q: want http1 or grpc, and one of %q", *proto, *setup, cpuserve.Setups)
+	}
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
