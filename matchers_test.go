@@ -1057,6 +1057,13 @@ func FuzzHTTP1HeaderField(f *testing.F) {
 		if one := m(iotest.OneByteReader(bytes.NewReader(in))); one != got {
 			t.Fatalf("on %q: %v whole, %v one byte per Read", in, got, one)
 		}
+		// The mux's own reader, which decides on the first two bytes
+		// whether to parse at all, sent whole and a byte at a time.
+		for _, chunk := range []int{0, 1} {
+			if r := mtSniff(t, mtPeer{in: in, chunk: chunk, hangUp: true}, func(s *sniffer) bool { return m(s) }); r.ok != got {
+				t.Fatalf("on %q: %v through the mux's reader (%d bytes per write), %v through a bytes.Reader", in, r.ok, chunk, got)
+			}
+		}
 		if got && !mtRequestLineOK(in) {
 			t.Fatalf("matched %q, which has no HTTP/1.x request line", in)
 		}
@@ -1133,6 +1140,13 @@ func FuzzHTTP2HeaderField(f *testing.F) {
 		got := m(bytes.NewReader(in))
 		if one := m(iotest.OneByteReader(bytes.NewReader(in))); one != got {
 			t.Fatalf("on %q: %v whole, %v one byte per Read", in, got, one)
+		}
+		// The mux's own reader, which decides on the first two bytes
+		// whether to parse at all, sent whole and a byte at a time.
+		for _, chunk := range []int{0, 1} {
+			if r := mtSniff(t, mtPeer{in: in, chunk: chunk, hangUp: true}, func(s *sniffer) bool { return m(s) }); r.ok != got {
+				t.Fatalf("on %q: %v through the mux's reader (%d bytes per write), %v through a bytes.Reader", in, r.ok, chunk, got)
+			}
 		}
 		for _, r := range []io.Reader{bytes.NewReader(in), iotest.OneByteReader(bytes.NewReader(in))} {
 			var out bytes.Buffer
