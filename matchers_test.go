@@ -1130,6 +1130,10 @@ func FuzzHTTP2HeaderField(f *testing.F) {
 	f.Add(newMtH2(f, true).settings().hdrs(1, grpc).bytes(), "content-type", "application/grpc", false)
 	f.Add(newMtH2(f, true).settings().ping().headers(h2frame.HeadersFrameParam{StreamID: 1, BlockFragment: grpc[:3], PadLength: 2}).
 		continuation(1, true, grpc[3:]).bytes(), "content-type", "application/", true)
+	// First bytes the mux's reader decides on without parsing, or not.
+	f.Add([]byte("P"), "content-type", "application/grpc", false)
+	f.Add([]byte("PRI"), "content-type", "application/grpc", false)
+	f.Add([]byte("POST / HTTP/1.1\r\n\r\n"), "content-type", "application/grpc", false)
 	f.Fuzz(func(t *testing.T, in []byte, name, value string, prefix bool) {
 		m := HTTP2HeaderField(name, value)
 		w := HTTP2MatchHeaderFieldSendSettings(name, value)
