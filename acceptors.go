@@ -39,13 +39,13 @@ import (
 // matches before the worker gets to run.
 //
 // Sockets still go to workers, which wait for a silent socket without a
-// buffer. Nor would a second goroutine in the Accept of a TCP listener save
+// buffer; so do all connections under MaxMatching, whose slots an acceptor
+// takes before Accept: standing acceptors would hold slots no connection
+// uses. Nor would a second goroutine in the Accept of a TCP listener save
 // a wake-up: internal/poll's FD.Accept holds the descriptor's read lock
 // while it waits for a connection, so the second goroutine waits for the
 // lock, and each return of the first wakes it (from the code of
-// internal/poll; not measured). So do all connections under MaxMatching, whose
-// slots an acceptor takes before Accept: standing acceptors would hold
-// slots no connection uses.
+// internal/poll; not measured).
 //
 // With ConcurrentAccept, Serve starts maxReady acceptors, or one for a
 // listener of the net package, whose connections are sockets. An acceptor

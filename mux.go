@@ -745,8 +745,8 @@ func (m *cMux) serveConn(c *MuxConn) {
 // are there already (read without waiting, on a socket), or when they
 // need none, and delivers or drops it. It reports false, having read
 // nothing it will not replay, if some matcher would have to wait or write:
-// then a worker, or with ConcurrentAccept its acceptor, matches c. sock
-// says whether c is a socket (isSocket).
+// then a worker matches c, or, if c is not a socket, the acceptor that
+// accepted it. sock says whether c is a socket (isSocket).
 func (m *cMux) matchNow(c *MuxConn, sock bool, now *nowReader, spare **sniffer) bool {
 	if m.proxy != nil || m.terminateCfg != nil {
 		return false

@@ -170,20 +170,8 @@ func testTurnStress(t *testing.T, r *rand.Rand, end string) {
 	user := m.Match(func(r io.Reader) bool { var b [1]byte; _, err := r.Read(b[:]); return err == nil && b[0] == 0 })
 	done := make(chan error, 1)
 	go func() { done <- m.Serve() }()
-	var wg sync.WaitGroup
-	for _, cl := range []net.Listener{l, user} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := cl.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-	}
+	serveConns(t, l, func(net.Conn) {})
+	serveConns(t, user, func(net.Conn) {})
 	var clients []net.Conn
 	n := 1 + r.IntN(12)
 	for range n {
@@ -234,7 +222,6 @@ func testTurnStress(t *testing.T, r *rand.Rand, end string) {
 		t.Error("the Accepted hook called by two goroutines at once")
 	}
 	m.Close()
-	wg.Wait()
 	acc := &m.(*cMux).acc
 	waitUntil(t, "no acceptor left", func() bool { return acc.live.Load() == 0 })
 	waitUntil(t, "the root's Accept left", func() bool { return dl.in.Load() == 0 })
