@@ -8,6 +8,8 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cmux-go/cmux/internal/h2"
 )
 
 // MuxConn is the connection a child listener's Accept returns (but see
@@ -256,6 +258,7 @@ func (c *MuxConn) readReplay(p []byte) (int, error) {
 // matching and not read yet go back to the mux's pool: a server that closes
 // without reading costs no buffer.
 func (c *MuxConn) Close() error {
+	c.flushHeld()
 	err := c.Conn.Close()
 	if !c.direct.Load() {
 		// A Read blocked on the underlying connection holds rmu: it
@@ -285,12 +288,76 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 		// A MuxConn the mux did not deliver (made by hand).
 		return c.Conn.Write(p)
 	}
-	n, err := c.h2.settings.Write(c.Conn, p)
-	if !c.h2.settings.Active() {
+	st := c.h2
+	switch {
+	case st.settings.Untouched() && len(p) <= len(st.held) && h2.ServerPrefaceOnly(p):
+		// Held until the next write (see connH2.held).
+		return st.settings.Write(heldWriter{st}, p)
+	case st.heldN > 0 && int(st.heldN)+len(p) <= len(st.held) && h2.WindowUpdatesOnly(p):
+		// More of the preface, written on its own.
+		st.heldN += uint8(copy(st.held[st.heldN:], p))
+		return len(p), nil
+	}
+	var n int
+	var err error
+	if st.heldN > 0 {
+		n, err = c.writeHeld(p)
+	} else {
+		n, err = st.settings.Write(c.Conn, p)
+	}
+	if !st.settings.Active() {
 		c.wdirect.Store(true)
 		c.h2Done()
 	}
 	return n, err
+}
+
+// writeBatchMax bounds the write that writeHeld copies into one buffer when
+// the underlying connection cannot write two buffers at once.
+const writeBatchMax = 4 << 10
+
+// writeHeld writes the held server preface, then p, in one system call
+// where it can, and returns how much of p it wrote. c.wmu is held.
+func (c *MuxConn) writeHeld(p []byte) (int, error) {
+	st := c.h2
+	held := st.held[:st.heldN]
+	st.heldN = 0
+	var n int
+	var err error
+	switch c.Conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		// One writev.
+		bufs := net.Buffers{held, p}
+		var m int64
+		m, err = bufs.WriteTo(c.Conn)
+		n = int(m)
+	default:
+		if len(p) > writeBatchMax {
+			if n, err = c.Conn.Write(held); err != nil {
+				return 0, err
+			}
+			n, err = c.Conn.Write(p)
+			return n, err
+		}
+		// One write (for a *tls.Conn, one record).
+		n, err = c.Conn.Write(append(append(make([]byte, 0, len(held)+len(p)), held...), p...))
+	}
+	return max(n-len(held), 0), err
+}
+
+// flushHeld writes the server preface the mux holds, if any, before c
+// closes. A Write in progress, which holds c.wmu, writes it itself, or
+// closing c ends that Write: so flushHeld never waits for it.
+func (c *MuxConn) flushHeld() {
+	if c.wdirect.Load() || !c.wmu.TryLock() {
+		return
+	}
+	defer c.wmu.Unlock()
+	if !c.wdirect.Load() && c.h2 != nil && c.h2.heldN > 0 {
+		held := c.h2.held[:c.h2.heldN]
+		c.h2.heldN = 0
+		_, _ = c.Conn.Write(held)
+	}
 }
 
 // ReadFrom copies r to the peer, with the underlying connection's ReadFrom
@@ -340,6 +407,7 @@ func (c *MuxConn) WriteTo(w io.Writer) (int64, error) {
 
 // CloseWrite shuts down the writing side of the underlying connection.
 func (c *MuxConn) CloseWrite() error {
+	c.flushHeld()
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}

@@ -79,11 +79,14 @@ func TestMuxConnDirectAfterAck(t *testing.T) {
 	assert.True(t, mc.Direct(), "the ACK was taken out")
 	assert.True(t, mc.h2 != nil, "writes still fix up the server's SETTINGS")
 
-	// The server's SETTINGS: once written, the HTTP/2 state goes back to
-	// its pool.
-	_, err = mc.Write(wiretest.Settings(0x3, 100))
+	// The server's SETTINGS, held back until its next write; once that is
+	// written, the HTTP/2 state goes back to its pool.
+	settings := wiretest.Settings(0x3, 100)
+	_, err = mc.Write(settings)
 	require.NoError(t, err)
-	assert.True(t, mc.h2 == nil, "HTTP/2 state kept after both directions ended")
+	assert.True(t, mc.h2 != nil, "the server's SETTINGS are held")
 	_, err = mc.Write(ping)
 	require.NoError(t, err)
+	assert.True(t, mc.h2 == nil, "HTTP/2 state kept after both directions ended")
+	require.Equal(t, string(settings)+string(ping), readN(t, c, len(settings)+len(ping)))
 }

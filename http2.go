@@ -143,6 +143,28 @@ type connH2 struct {
 	ackNotBefore  int
 	ack           h2.AckFilter        // drops the client's ACK of the mux's SETTINGS; under MuxConn.rmu
 	settings      h2.SettingsRewriter // fixes the server's first SETTINGS; under MuxConn.wmu
+	// held[:heldN] is the server's first write, rewritten, when it was its
+	// connection preface alone (h2.ServerPrefaceOnly): the mux holds it
+	// back to send it with the server's next write, which is due at once,
+	// since the server owes an ACK of the client's SETTINGS (RFC 9113
+	// §6.5.3), which the mux has seen. The client needs no SETTINGS of the
+	// server's to go on: it has the mux's. So the client gets both in one
+	// segment, and both ends make one system call fewer for it. Close and
+	// CloseWrite send what is held first. Under MuxConn.wmu.
+	held  [heldMax]byte
+	heldN uint8
+}
+
+// heldMax bounds the server preface the mux holds back: room for a
+// SETTINGS frame of 11 settings and a WINDOW_UPDATE frame.
+const heldMax = 88
+
+// heldWriter writes into st.held, which has room (see MuxConn.Write).
+type heldWriter struct{ st *connH2 }
+
+func (w heldWriter) Write(p []byte) (int, error) {
+	w.st.heldN = uint8(copy(w.st.held[:], p))
+	return len(p), nil
 }
 
 var h2Pool = sync.Pool{New: func() any { return new(connH2) }}

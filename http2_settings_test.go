@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -439,5 +442,144 @@ func TestH2FieldMatcherOnSplitFirstBytes(t *testing.T) {
 			default:
 			}
 		})
+	}
+}
+
+// ---------------------------------------------------------------------------
+// The server's preface, held back until its next write.
+
+// writeLog is a listener whose connections record each Write whole. They
+// are not *net.TCPConn, so the mux writes to them as to a *tls.Conn.
+type writeLog struct {
+	net.Listener
+	mu     sync.Mutex
+	writes [][]byte
+}
+
+func (l *writeLog) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &loggedConn{c, l}, nil
+}
+
+func (l *writeLog) all() [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
+}
+
+type loggedConn struct {
+	net.Conn
+	l *writeLog
+}
+
+func (c *loggedConn) Write(p []byte) (int, error) {
+	c.l.mu.Lock()
+	c.l.writes = append(c.l.writes, slices.Clone(p))
+	c.l.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// framesOf names the frames in b, whole or not.
+func framesOf(b []byte) []string {
+	var names []string
+	for len(b) >= h2.FrameHeaderLen {
+		h := h2.ReadFrameHeader(b)
+		names = append(names, h2frame.FrameType(h.Type).String()+map[bool]string{true: "+ACK"}[h.Type == h2.FrameSettings && h.Has(h2.FlagAck)])
+		b = b[min(len(b), h2.FrameHeaderLen+h.Length):]
+	}
+	return names
+}
+
+// TestH2ServerPrefaceWithItsAck: through the mux, after the mux's SETTINGS,
+// a real server's SETTINGS frame reaches the client in one write with the
+// server's ACK of the client's SETTINGS, and the exchange goes on as usual.
+func TestH2ServerPrefaceWithItsAck(t *testing.T) {
+	checkLeaks(t)
+	for _, srv := range h2ServerKinds {
+		t.Run(srv, func(t *testing.T) {
+			checkLeaks(t)
+			logs := h2CheckServerLog(t)
+			root := &writeLog{Listener: listenLoopback(t)}
+			m := NewWithOptions(root, MatchTimeout(h2Timeout))
+			h2ServeREST(t, srv, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), "a", logs, nil)
+			serveMux(t, m, root)
+
+			c := h2Dial(t, root.Addr().String())
+			c.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings(0x4, 1<<20)))
+			c.readExactly(h2.MuxSettings)
+			c.write(c.request(1, "/one", h2CT, "application/a"))
+			status, body := c.readResponse(1)
+			require.Equal(t, "200", status)
+			require.Equal(t, "a HTTP/2.0 /one\n", body)
+			c.ping()
+			require.Len(t, c.settings, 1, "SETTINGS frames after the mux's")
+
+			writes := root.all()
+			require.True(t, len(writes) >= 2, "%d writes", len(writes))
+			require.Equal(t, h2.MuxSettings, writes[0])
+			got := framesOf(writes[1])
+			require.True(t, len(got) >= 2 && got[0] == "SETTINGS" && slices.Contains(got, "SETTINGS+ACK"),
+				"the server's first write after the mux's SETTINGS: %v; want its SETTINGS and its ACK", got)
+		})
+	}
+}
+
+// TestH2HeldServerPreface: whatever the server does after writing its
+// preface alone (write a little, write much, close, close its writing
+// side), the client gets the preface, rewritten to agree with the mux's
+// SETTINGS, then the rest, in order; over TCP and over a connection that
+// cannot write two buffers at once.
+func TestH2HeldServerPreface(t *testing.T) {
+	checkLeaks(t)
+	preface := wiretest.Cat(wiretest.Settings(0x3, 100, 0x9, 0), wiretest.WindowUpdate(0, 1<<20))
+	fixed := wiretest.Cat(wiretest.Settings(0x3, 100, 0x9, 1), wiretest.WindowUpdate(0, 1<<20))
+	small := wiretest.SettingsAck()
+	large := bytes.Repeat([]byte("0123456789abcdef"), 8<<10)
+	for _, c := range []struct {
+		name   string
+		then   func(net.Conn) // after the preface
+		rest   []byte         // what the client reads after the preface
+		writes int            // Writes on a logged connection, the mux's SETTINGS aside
+	}{
+		{"small write", func(c net.Conn) { _, _ = c.Write(small) }, small, 1},
+		{"window update, then small write", func(c net.Conn) {
+			_, _ = c.Write(wiretest.WindowUpdate(0, 1))
+			_, _ = c.Write(small)
+		}, wiretest.Cat(wiretest.WindowUpdate(0, 1), small), 1},
+		{"large write", func(c net.Conn) { _, _ = c.Write(large) }, large, 2},
+		{"close", func(net.Conn) {}, nil, 1},
+		{"close write", func(c net.Conn) { _ = c.(interface{ CloseWrite() error }).CloseWrite() }, nil, 1},
+	} {
+		for _, logged := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/logged=%v", c.name, logged), func(t *testing.T) {
+				checkLeaks(t)
+				var root net.Listener = listenLoopback(t)
+				wl := &writeLog{Listener: root}
+				if logged {
+					root = wl
+				}
+				m := NewWithOptions(root, MatchTimeout(h2Timeout))
+				serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
+					_, err := sc.Write(preface)
+					require.NoError(t, err)
+					c.then(sc)
+				})
+				serveMux(t, m, root)
+
+				hc := h2Dial(t, root.Addr().String())
+				hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
+				hc.readExactly(h2.MuxSettings)
+				hc.write(hc.request(1, "/", h2CT, "application/a"))
+				got, err := io.ReadAll(hc.c)
+				require.NoError(t, err)
+				require.Equal(t, wiretest.Cat(fixed, c.rest), got)
+				if logged {
+					require.Len(t, wl.all(), 1+c.writes)
+				}
+			})
+		}
 	}
 }

@@ -152,3 +152,38 @@ func (r *SettingsRewriter) Write(w io.Writer, p []byte) (int, error) {
 	}
 	return w.Write(p)
 }
+
+// ServerPrefaceOnly reports whether p holds a server's connection preface
+// (RFC 9113 §3.4) and nothing else: one whole SETTINGS frame that is not an
+// ACK, then whole WINDOW_UPDATE frames if any, which servers send with it
+// to widen the connection's flow-control window.
+func ServerPrefaceOnly(p []byte) bool {
+	if len(p) < FrameHeaderLen || p[3] != FrameSettings || p[4]&FlagAck != 0 {
+		return false
+	}
+	n := FrameHeaderLen + frameLength(p)
+	return n <= len(p) && (n == len(p) || WindowUpdatesOnly(p[n:]))
+}
+
+// WindowUpdatesOnly reports whether p holds whole WINDOW_UPDATE frames and
+// nothing else, and at least one.
+func WindowUpdatesOnly(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	for len(p) > 0 {
+		if len(p) < FrameHeaderLen || p[3] != FrameWindowUpdate {
+			return false
+		}
+		n := FrameHeaderLen + frameLength(p)
+		if n > len(p) {
+			return false
+		}
+		p = p[n:]
+	}
+	return true
+}
+
+// Untouched reports whether the rewriter is active and has seen no byte
+// of the server's stream yet.
+func (r *SettingsRewriter) Untouched() bool { return r.active && r.pos == 0 }

@@ -2,6 +2,7 @@ package h2
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"testing/iotest"
 
@@ -168,6 +169,85 @@ func FuzzFlight(f *testing.F) {
 		b.Run(peek.NewReader(iotest.OneByteReader(bytes.NewReader(in)), 1<<16), nil)
 		if (a.Err == nil) != (b.Err == nil) || a.Fields.NumFields() != b.Fields.NumFields() {
 			t.Fatalf("%q: whole %v (%d fields), one byte per Read %v (%d fields)", in, a.Err, a.Fields.NumFields(), b.Err, b.Fields.NumFields())
+		}
+	})
+}
+
+func TestServerPrefaceOnly(t *testing.T) {
+	settings := w.Settings(3, 100, 4, 1<<20)
+	wu := w.WindowUpdate(0, 1<<20)
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want bool
+	}{
+		{"settings", settings, true},
+		{"empty settings", w.Settings(), true},
+		{"settings and window update", w.Cat(settings, wu), true},
+		{"settings and two window updates", w.Cat(settings, wu, wu), true},
+		{"nothing", nil, false},
+		{"ack", w.SettingsAck(), false},
+		{"settings and ack", w.Cat(settings, w.SettingsAck()), false},
+		{"window update first", w.Cat(wu, settings), false},
+		{"settings and ping", w.Cat(settings, w.Ping()), false},
+		{"settings and headers", w.Cat(settings, w.Headers(1, w.Block(":status", "200"), true, 0, false)), false},
+		{"half a header", settings[:5], false},
+		{"header without payload", settings[:FrameHeaderLen], false},
+		{"cut payload", settings[:len(settings)-1], false},
+		{"cut window update", w.Cat(settings, wu[:len(wu)-1]), false},
+		{"settings and a byte", w.Cat(settings, []byte{0}), false},
+	} {
+		if got := ServerPrefaceOnly(c.in); got != c.want {
+			t.Errorf("%s (%x): %v, want %v", c.name, c.in, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want bool
+	}{
+		{"one", wu, true},
+		{"two", w.Cat(wu, wu), true},
+		{"nothing", nil, false},
+		{"settings", settings, false},
+		{"then a ping", w.Cat(wu, w.Ping()), false},
+		{"cut", wu[:len(wu)-1], false},
+		{"and a byte", w.Cat(wu, []byte{0}), false},
+	} {
+		if got := WindowUpdatesOnly(c.in); got != c.want {
+			t.Errorf("WindowUpdatesOnly %s (%x): %v, want %v", c.name, c.in, got, c.want)
+		}
+	}
+}
+
+// FuzzServerPrefaceOnly checks ServerPrefaceOnly against a walk of the
+// frames that reads each header whole through an io.Reader.
+func FuzzServerPrefaceOnly(f *testing.F) {
+	settings := w.Settings(3, 100)
+	f.Add(settings)
+	f.Add(w.Cat(settings, w.WindowUpdate(0, 1<<20)))
+	f.Add(w.Cat(settings, w.SettingsAck()))
+	f.Add(settings[:FrameHeaderLen+1])
+	f.Fuzz(func(t *testing.T, in []byte) {
+		want := len(in) > 0
+		r := bytes.NewReader(in)
+		for i := 0; r.Len() > 0; i++ {
+			var hdr [FrameHeaderLen]byte
+			if _, err := io.ReadFull(r, hdr[:]); err != nil {
+				want = false
+				break
+			}
+			h := ReadFrameHeader(hdr[:])
+			if h.Length > r.Len() ||
+				i == 0 && (h.Type != FrameSettings || h.Has(FlagAck)) ||
+				i > 0 && h.Type != FrameWindowUpdate {
+				want = false
+				break
+			}
+			r.Seek(int64(h.Length), io.SeekCurrent)
+		}
+		if got := ServerPrefaceOnly(in); got != want {
+			t.Fatalf("%x: %v, want %v", in, got, want)
 		}
 	})
 }
