@@ -312,8 +312,9 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writeBatchMax bounds the write that writeHeld copies into one buffer when
-// the underlying connection cannot write two buffers at once.
+// writeBatchMax bounds the write that writeHeld copies into one buffer with
+// the held preface: a copy and a write cost less than a writev (whose
+// iovec slice the runtime allocates per connection).
 const writeBatchMax = 4 << 10
 
 // writeHeld writes the held server preface, then p, in one system call
@@ -322,27 +323,21 @@ func (c *MuxConn) writeHeld(p []byte) (int, error) {
 	st := c.h2
 	held := st.held[:st.heldN]
 	st.heldN = 0
-	var n int
-	var err error
+	if len(p) <= writeBatchMax {
+		// One write (for a *tls.Conn, one record).
+		n, err := c.Conn.Write(append(append(make([]byte, 0, len(held)+len(p)), held...), p...))
+		return max(n-len(held), 0), err
+	}
 	switch c.Conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
-		// One writev.
 		bufs := net.Buffers{held, p}
-		var m int64
-		m, err = bufs.WriteTo(c.Conn)
-		n = int(m)
-	default:
-		if len(p) > writeBatchMax {
-			if n, err = c.Conn.Write(held); err != nil {
-				return 0, err
-			}
-			n, err = c.Conn.Write(p)
-			return n, err
-		}
-		// One write (for a *tls.Conn, one record).
-		n, err = c.Conn.Write(append(append(make([]byte, 0, len(held)+len(p)), held...), p...))
+		n, err := bufs.WriteTo(c.Conn) // one writev
+		return max(int(n)-len(held), 0), err
 	}
-	return max(n-len(held), 0), err
+	if _, err := c.Conn.Write(held); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 // flushHeld writes the server preface the mux holds, if any, before c

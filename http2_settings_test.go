@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -582,4 +583,39 @@ func TestH2HeldServerPreface(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestH2HeldServerPrefaceWriteError: a write that fails after the preface
+// was held reports its error and no byte of its own written.
+func TestH2HeldServerPrefaceWriteError(t *testing.T) {
+	checkLeaks(t)
+	root := listenLoopback(t)
+	m := NewWithOptions(root, MatchTimeout(h2Timeout))
+	type result struct {
+		n   int
+		err error
+	}
+	res := make(chan result, 1)
+	serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
+		_, err := sc.Write(wiretest.Settings(0x3, 100))
+		require.NoError(t, err)
+		require.NoError(t, sc.SetWriteDeadline(time.Now().Add(-time.Second)))
+		n, err := sc.Write(wiretest.SettingsAck())
+		res <- result{n, err}
+	})
+	serveMux(t, m, root)
+
+	hc := h2Dial(t, root.Addr().String())
+	hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
+	hc.readExactly(h2.MuxSettings)
+	hc.write(hc.request(1, "/", h2CT, "application/a"))
+	select {
+	case r := <-res:
+		require.Zero(t, r.n)
+		require.True(t, errors.Is(r.err, os.ErrDeadlineExceeded), "write error %v", r.err)
+	case <-time.After(h2Timeout):
+		t.Fatal("no write")
+	}
+	_, err := io.ReadAll(hc.c)
+	require.NoError(t, err)
 }
