@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cmux-go/cmux/internal/h2"
 )
@@ -16,10 +17,13 @@ import (
 // below for ExposeConnectionState). Its reads yield every byte the
 // client sent, from the first one: first those the mux read while matching,
 // then the live stream, straight from the underlying connection. Writes go
-// straight to the peer.
+// straight to the peer, but on an HTTP/2 connection where the mux wrote its
+// SETTINGS (see Write).
 //
 // The embedded Conn is the underlying connection. Reading from it directly
-// skips the bytes the mux buffered.
+// skips the bytes the mux buffered; writing to it directly, before the
+// first Write of such an HTTP/2 connection has gone out, puts bytes before
+// those of that Write.
 //
 // MuxConn passes through what the underlying connection can do:
 // ReadFrom and WriteTo use the underlying connection's, so sendfile and
@@ -256,10 +260,15 @@ func (c *MuxConn) readReplay(p []byte) (int, error) {
 
 // Close closes the underlying connection. The bytes buffered while
 // matching and not read yet go back to the mux's pool: a server that closes
-// without reading costs no buffer.
+// without reading costs no buffer. A server preface that Write holds back
+// is written first, within 5 seconds, unless a Write is in progress.
 func (c *MuxConn) Close() error {
-	c.flushHeld()
-	err := c.Conn.Close()
+	var err error
+	if c.wdirect.Load() {
+		err = c.Conn.Close()
+	} else {
+		err = c.endWrites(c.Conn.Close)
+	}
 	if !c.direct.Load() {
 		// A Read blocked on the underlying connection holds rmu: it
 		// returns now that the connection is closed.
@@ -273,7 +282,11 @@ func (c *MuxConn) Close() error {
 	return err
 }
 
-// Write writes p to the peer.
+// Write writes p to the peer. On an HTTP/2 connection where the mux wrote
+// its SETTINGS, a first write that holds the server's connection preface
+// alone is held back and goes out with the next write (see "HTTP/2" in the
+// package documentation): Write then returns at once, whatever the write
+// deadline.
 func (c *MuxConn) Write(p []byte) (int, error) {
 	if c.wdirect.Load() {
 		return c.Conn.Write(p)
@@ -305,7 +318,7 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 	} else {
 		n, err = st.settings.Write(c.Conn, p)
 	}
-	if !st.settings.Active() {
+	if !st.settings.Active() && st.heldN == 0 {
 		c.wdirect.Store(true)
 		c.h2Done()
 	}
@@ -318,41 +331,83 @@ func (c *MuxConn) Write(p []byte) (int, error) {
 const writeBatchMax = 4 << 10
 
 // writeHeld writes the held server preface, then p, in one system call
-// where it can, and returns how much of p it wrote. c.wmu is held.
+// where it can, and returns how much of p it wrote. What a failed write
+// leaves of the preface stays held, for a retry (after a deadline the
+// server moved, say) to write first. c.wmu is held.
 func (c *MuxConn) writeHeld(p []byte) (int, error) {
 	st := c.h2
 	held := st.held[:st.heldN]
-	st.heldN = 0
-	if len(p) <= writeBatchMax {
-		// One write (for a *tls.Conn, one record).
-		n, err := c.Conn.Write(append(append(make([]byte, 0, len(held)+len(p)), held...), p...))
-		return max(n-len(held), 0), err
-	}
-	switch c.Conn.(type) {
-	case *net.TCPConn, *net.UnixConn:
+	var n int
+	var err error
+	switch {
+	case len(p) <= writeBatchMax:
+		// One write (for a *tls.Conn, one record while it fits in one).
+		n, err = c.Conn.Write(append(append(make([]byte, 0, len(held)+len(p)), held...), p...))
+	case isSocketConn(c.Conn):
 		bufs := net.Buffers{held, p}
-		n, err := bufs.WriteTo(c.Conn) // one writev
-		return max(int(n)-len(held), 0), err
+		var m int64
+		m, err = bufs.WriteTo(c.Conn) // one writev
+		n = int(m)
+	default:
+		n, err = c.Conn.Write(held)
+		if err == nil {
+			var m int
+			m, err = c.Conn.Write(p)
+			n += m
+		}
 	}
-	if _, err := c.Conn.Write(held); err != nil {
+	if n < len(held) {
+		st.heldN = uint8(copy(st.held[:], held[n:]))
 		return 0, err
 	}
-	return c.Conn.Write(p)
+	st.heldN = 0
+	return n - len(held), err
 }
 
-// flushHeld writes the server preface the mux holds, if any, before c
-// closes. A Write in progress, which holds c.wmu, writes it itself, or
-// closing c ends that Write: so flushHeld never waits for it.
-func (c *MuxConn) flushHeld() {
-	if c.wdirect.Load() || !c.wmu.TryLock() {
-		return
+// isSocketConn reports whether c writes several buffers in one system call
+// (net.Buffers).
+func isSocketConn(c net.Conn) bool {
+	switch c.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		return true
 	}
-	defer c.wmu.Unlock()
-	if !c.wdirect.Load() && c.h2 != nil && c.h2.heldN > 0 {
-		held := c.h2.held[:c.h2.heldN]
-		c.h2.heldN = 0
-		_, _ = c.Conn.Write(held)
+	return false
+}
+
+// flushTimeout bounds the write of a held server preface as c closes, as
+// crypto/tls bounds the close_notify alert's: a peer that reads nothing
+// does not keep Close waiting.
+var flushTimeout = 5 * time.Second
+
+// endWrites ends the mux's part in writes as c closes with close (its
+// Close or CloseWrite): it writes the held server preface, if any, then
+// has later writes go straight to the underlying connection, which fails
+// them. A Write in progress holds c.wmu, and may be blocked in the kernel:
+// then endWrites closes first, which ends that Write, and what is held is
+// lost with the connection.
+func (c *MuxConn) endWrites(close func() error) error {
+	if c.wdirect.Load() {
+		return close()
 	}
+	var err error
+	if c.wmu.TryLock() {
+		if !c.wdirect.Load() && c.h2 != nil && c.h2.heldN > 0 {
+			held := c.h2.held[:c.h2.heldN]
+			c.h2.heldN = 0
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
+			_, _ = c.Conn.Write(held)
+		}
+		err = close()
+	} else {
+		err = close()
+		c.wmu.Lock()
+	}
+	if !c.wdirect.Load() {
+		c.wdirect.Store(true)
+		c.h2Done()
+	}
+	c.wmu.Unlock()
+	return err
 }
 
 // ReadFrom copies r to the peer, with the underlying connection's ReadFrom
@@ -400,13 +455,14 @@ func (c *MuxConn) WriteTo(w io.Writer) (int64, error) {
 	return n + m, err
 }
 
-// CloseWrite shuts down the writing side of the underlying connection.
+// CloseWrite shuts down the writing side of the underlying connection,
+// after writing a server preface that Write holds back, as Close does.
 func (c *MuxConn) CloseWrite() error {
-	c.flushHeld()
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+	cw, ok := c.Conn.(interface{ CloseWrite() error })
+	if !ok {
+		return fmt.Errorf("cmux: %T has no CloseWrite: %w", c.Conn, errors.ErrUnsupported)
 	}
-	return fmt.Errorf("cmux: %T has no CloseWrite: %w", c.Conn, errors.ErrUnsupported)
+	return c.endWrites(cw.CloseWrite)
 }
 
 // CloseRead shuts down the reading side of the underlying connection.

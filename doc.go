@@ -79,12 +79,15 @@
 //     SETTINGS_NO_RFC7540_PRIORITIES, which RFC 9218 forbids to change after
 //     the first SETTINGS frame, is written as the 1 the mux declared;
 //   - when the server's first write holds its connection preface alone (its
-//     SETTINGS frame, and WINDOW_UPDATE frames if any), the mux holds it
-//     back and writes it with the server's next write, in one system call.
-//     The client needs it no sooner: it has the mux's SETTINGS. And the
-//     server writes again at once, since it owes an ACK of the client's
-//     SETTINGS, which came before the HEADERS the mux matched. Close and
-//     CloseWrite write what is held first.
+//     SETTINGS frame, and WINDOW_UPDATE frames if any, up to 88 bytes), the
+//     mux holds it back, with any writes of WINDOW_UPDATE frames alone that
+//     follow, and writes it with the server's next write: in one system
+//     call on a TCP or Unix socket, and on any connection when that write
+//     is up to 4 KiB. The client needs it no sooner: it has the mux's
+//     SETTINGS. And the server writes again at once, since it owes an ACK
+//     of the client's SETTINGS, which came before the HEADERS the mux
+//     matched. Close and CloseWrite write what is held first, unless a
+//     Write is in progress.
 //
 // Delivery never waits for the ACK. The mux declares nothing else, so the
 // client keeps the RFC 9113 defaults until the real server's SETTINGS

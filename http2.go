@@ -144,13 +144,14 @@ type connH2 struct {
 	ack           h2.AckFilter        // drops the client's ACK of the mux's SETTINGS; under MuxConn.rmu
 	settings      h2.SettingsRewriter // fixes the server's first SETTINGS; under MuxConn.wmu
 	// held[:heldN] is the server's first write, rewritten, when it was its
-	// connection preface alone (h2.ServerPrefaceOnly): the mux holds it
-	// back to send it with the server's next write, which is due at once,
-	// since the server owes an ACK of the client's SETTINGS (RFC 9113
-	// §6.5.3), which the mux has seen. The client needs no SETTINGS of the
-	// server's to go on: it has the mux's. So the client gets both in one
-	// segment, and both ends make one system call fewer for it. Close and
-	// CloseWrite send what is held first. Under MuxConn.wmu.
+	// connection preface alone (h2.ServerPrefaceOnly), with any later
+	// writes of WINDOW_UPDATE frames alone, up to heldMax bytes: the mux
+	// holds them back to send them with the server's next write, which
+	// is due at once, since the server owes an ACK of the client's
+	// SETTINGS (RFC 9113 §6.5.3), which the mux has seen. The client
+	// needs no SETTINGS of the server's to go on: it has the mux's. So
+	// both ends make one system call fewer for them. MuxConn.endWrites
+	// writes what is held as the connection closes. Under MuxConn.wmu.
 	held  [heldMax]byte
 	heldN uint8
 }

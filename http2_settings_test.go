@@ -476,6 +476,8 @@ type loggedConn struct {
 	l *writeLog
 }
 
+func (c *loggedConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
+
 func (c *loggedConn) Write(p []byte) (int, error) {
 	c.l.mu.Lock()
 	c.l.writes = append(c.l.writes, slices.Clone(p))
@@ -531,28 +533,41 @@ func TestH2ServerPrefaceWithItsAck(t *testing.T) {
 // TestH2HeldServerPreface: whatever the server does after writing its
 // preface alone (write a little, write much, close, close its writing
 // side), the client gets the preface, rewritten to agree with the mux's
-// SETTINGS, then the rest, in order; over TCP and over a connection that
-// cannot write two buffers at once.
+// SETTINGS, then the rest, in order, and each Write reports all of its
+// bytes written; over TCP and over a connection that cannot write two
+// buffers at once. A preface too large to hold goes out at once.
 func TestH2HeldServerPreface(t *testing.T) {
 	checkLeaks(t)
 	preface := wiretest.Cat(wiretest.Settings(0x3, 100, 0x9, 0), wiretest.WindowUpdate(0, 1<<20))
 	fixed := wiretest.Cat(wiretest.Settings(0x3, 100, 0x9, 1), wiretest.WindowUpdate(0, 1<<20))
+	var eleven, fourteen []uint32 // settings: 9+66 bytes, 9+84 bytes
+	for i := range 14 {
+		if i < 11 {
+			eleven = append(eleven, 0x3, uint32(i))
+		}
+		fourteen = append(fourteen, 0x3, uint32(i))
+	}
 	small := wiretest.SettingsAck()
 	large := bytes.Repeat([]byte("0123456789abcdef"), 8<<10)
+	wu := wiretest.WindowUpdate(0, 1)
 	for _, c := range []struct {
-		name   string
-		then   func(net.Conn) // after the preface
-		rest   []byte         // what the client reads after the preface
-		writes int            // Writes on a logged connection, the mux's SETTINGS aside
+		name    string
+		preface []byte   // the server's first write; preface if nil
+		then    [][]byte // what the server writes after it, a Write each
+		close   func(net.Conn)
+		rest    []byte // what the client reads after the (fixed) preface
+		writes  int    // Writes on a logged connection, the mux's SETTINGS aside
 	}{
-		{"small write", func(c net.Conn) { _, _ = c.Write(small) }, small, 1},
-		{"window update, then small write", func(c net.Conn) {
-			_, _ = c.Write(wiretest.WindowUpdate(0, 1))
-			_, _ = c.Write(small)
-		}, wiretest.Cat(wiretest.WindowUpdate(0, 1), small), 1},
-		{"large write", func(c net.Conn) { _, _ = c.Write(large) }, large, 2},
-		{"close", func(net.Conn) {}, nil, 1},
-		{"close write", func(c net.Conn) { _ = c.(interface{ CloseWrite() error }).CloseWrite() }, nil, 1},
+		{name: "small write", then: [][]byte{small}, rest: small, writes: 1},
+		{name: "large write", then: [][]byte{large}, rest: large, writes: 2},
+		{name: "window update, then small write", then: [][]byte{wu, small}, rest: wiretest.Cat(wu, small), writes: 1},
+		{name: "close", rest: nil, writes: 1},
+		{name: "close write", close: func(c net.Conn) {
+			require.NoError(t, c.(interface{ CloseWrite() error }).CloseWrite())
+		}, writes: 1},
+		{name: "preface too large to hold", preface: wiretest.Settings(fourteen...), then: [][]byte{small}, rest: small, writes: 2},
+		{name: "window updates past the room", preface: wiretest.Settings(eleven...), then: [][]byte{wu, wu, wu, small},
+			rest: wiretest.Cat(wu, wu, wu, small), writes: 3},
 	} {
 		for _, logged := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/logged=%v", c.name, logged), func(t *testing.T) {
@@ -562,11 +577,20 @@ func TestH2HeldServerPreface(t *testing.T) {
 				if logged {
 					root = wl
 				}
+				first, want := c.preface, c.preface
+				if first == nil {
+					first, want = preface, fixed
+				}
 				m := NewWithOptions(root, MatchTimeout(h2Timeout))
 				serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
-					_, err := sc.Write(preface)
-					require.NoError(t, err)
-					c.then(sc)
+					for _, b := range append([][]byte{first}, c.then...) {
+						n, err := sc.Write(b)
+						require.NoError(t, err)
+						require.Equal(t, len(b), n)
+					}
+					if c.close != nil {
+						c.close(sc)
+					}
 				})
 				serveMux(t, m, root)
 
@@ -576,7 +600,7 @@ func TestH2HeldServerPreface(t *testing.T) {
 				hc.write(hc.request(1, "/", h2CT, "application/a"))
 				got, err := io.ReadAll(hc.c)
 				require.NoError(t, err)
-				require.Equal(t, wiretest.Cat(fixed, c.rest), got)
+				require.Equal(t, wiretest.Cat(want, c.rest), got)
 				if logged {
 					require.Len(t, wl.all(), 1+c.writes)
 				}
@@ -586,22 +610,26 @@ func TestH2HeldServerPreface(t *testing.T) {
 }
 
 // TestH2HeldServerPrefaceWriteError: a write that fails after the preface
-// was held reports its error and no byte of its own written.
+// was held reports its error and no byte of its own written, and keeps the
+// preface for the retry, which the client gets after it. Once the
+// connection is closed, writes fail, held or not.
 func TestH2HeldServerPrefaceWriteError(t *testing.T) {
 	checkLeaks(t)
 	root := listenLoopback(t)
 	m := NewWithOptions(root, MatchTimeout(h2Timeout))
-	type result struct {
-		n   int
-		err error
-	}
-	res := make(chan result, 1)
+	settings := wiretest.Settings(0x3, 100)
 	serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
-		_, err := sc.Write(wiretest.Settings(0x3, 100))
+		n, err := sc.Write(settings)
 		require.NoError(t, err)
+		require.Equal(t, len(settings), n)
 		require.NoError(t, sc.SetWriteDeadline(time.Now().Add(-time.Second)))
-		n, err := sc.Write(wiretest.SettingsAck())
-		res <- result{n, err}
+		n, err = sc.Write(wiretest.SettingsAck())
+		require.Zero(t, n)
+		require.True(t, errors.Is(err, os.ErrDeadlineExceeded), "write error %v", err)
+		require.NoError(t, sc.SetWriteDeadline(time.Time{}))
+		n, err = sc.Write(wiretest.SettingsAck())
+		require.NoError(t, err)
+		require.Equal(t, len(wiretest.SettingsAck()), n)
 	})
 	serveMux(t, m, root)
 
@@ -609,13 +637,102 @@ func TestH2HeldServerPrefaceWriteError(t *testing.T) {
 	hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
 	hc.readExactly(h2.MuxSettings)
 	hc.write(hc.request(1, "/", h2CT, "application/a"))
-	select {
-	case r := <-res:
-		require.Zero(t, r.n)
-		require.True(t, errors.Is(r.err, os.ErrDeadlineExceeded), "write error %v", r.err)
-	case <-time.After(h2Timeout):
-		t.Fatal("no write")
-	}
-	_, err := io.ReadAll(hc.c)
+	got, err := io.ReadAll(hc.c)
 	require.NoError(t, err)
+	require.Equal(t, wiretest.Cat(settings, wiretest.SettingsAck()), got)
+}
+
+// TestH2HeldServerPrefaceClosed: writes to a closed connection fail,
+// though the preface or a WINDOW_UPDATE alone would be held.
+func TestH2HeldServerPrefaceClosed(t *testing.T) {
+	checkLeaks(t)
+	for _, first := range []bool{false, true} {
+		t.Run(fmt.Sprintf("preface written first=%v", first), func(t *testing.T) {
+			checkLeaks(t)
+			root := listenLoopback(t)
+			m := NewWithOptions(root, MatchTimeout(h2Timeout))
+			settings := wiretest.Settings(0x3, 100)
+			serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
+				if first {
+					_, err := sc.Write(settings)
+					require.NoError(t, err)
+				}
+				require.NoError(t, sc.Close())
+				for _, b := range [][]byte{settings, wiretest.WindowUpdate(0, 1)} {
+					_, err := sc.Write(b)
+					require.True(t, errors.Is(err, net.ErrClosed), "write after Close: %v", err)
+				}
+			})
+			serveMux(t, m, root)
+
+			hc := h2Dial(t, root.Addr().String())
+			hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
+			hc.readExactly(h2.MuxSettings)
+			hc.write(hc.request(1, "/", h2CT, "application/a"))
+			got, err := io.ReadAll(hc.c)
+			require.NoError(t, err)
+			if first {
+				require.Equal(t, settings, got)
+			} else {
+				require.Empty(t, got)
+			}
+		})
+	}
+}
+
+// TestH2HeldServerPrefaceCloseBounded: Close writes the held preface
+// within flushTimeout, even to a peer that reads nothing.
+func TestH2HeldServerPrefaceCloseBounded(t *testing.T) {
+	checkLeaks(t)
+	defer func(d time.Duration) { flushTimeout = d }(flushTimeout)
+	flushTimeout = 50 * time.Millisecond
+	a, b := net.Pipe()
+	defer b.Close()
+	mc := &MuxConn{Conn: a}
+	st := getH2State()
+	st.wroteSettings = true
+	st.settings.Start()
+	mc.h2 = st
+	mc.h2Ends.Store(2)
+	_, err := mc.Write(wiretest.Settings(0x3, 100))
+	require.NoError(t, err)
+	require.Equal(t, uint8(15), st.heldN, "held")
+	done := make(chan error, 1)
+	go func() { done <- mc.Close() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		b.Close() // let the Close return
+		t.Fatal("Close waits for a peer that reads nothing")
+	}
+}
+
+// TestMuxConnCloseDuringBlockedWrite: Close of a MuxConn returns while a
+// Write is blocked on the underlying connection, and ends it.
+func TestMuxConnCloseDuringBlockedWrite(t *testing.T) {
+	checkLeaks(t)
+	a, b := net.Pipe()
+	defer b.Close()
+	mc := &MuxConn{Conn: a} // made by hand: its writes take wmu
+	werr := make(chan error, 1)
+	go func() {
+		_, err := mc.Write([]byte("nobody reads this"))
+		werr <- err
+	}()
+	// Wait until the Write holds wmu.
+	for i := 0; i < 500 && mc.wmu.TryLock(); i++ {
+		mc.wmu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mc.Close() }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		b.Close()
+		<-done
+		t.Fatal("Close waited for the blocked Write")
+	}
+	require.True(t, errors.Is(<-werr, io.ErrClosedPipe), "the blocked Write ends")
 }
