@@ -530,6 +530,25 @@ func TestH2ServerPrefaceWithItsAck(t *testing.T) {
 	}
 }
 
+// heldPrefaceExchange serves, on a mux over root, a child for gRPC-like
+// clients with handle, then has a client that waits for the server's
+// SETTINGS (so the mux writes its own) send a request, and returns all the
+// client reads after the mux's SETTINGS, up to the end of the connection.
+func heldPrefaceExchange(t *testing.T, root net.Listener, handle func(net.Conn)) []byte {
+	t.Helper()
+	m := NewWithOptions(root, MatchTimeout(h2Timeout))
+	serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), handle)
+	serveMux(t, m, root)
+
+	hc := h2Dial(t, root.Addr().String())
+	hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
+	hc.readExactly(h2.MuxSettings)
+	hc.write(hc.request(1, "/", h2CT, "application/a"))
+	got, err := io.ReadAll(hc.c)
+	require.NoError(t, err)
+	return got
+}
+
 // TestH2HeldServerPreface: whatever the server does after writing its
 // preface alone (write a little, write much, close, close its writing
 // side), the client gets the preface, rewritten to agree with the mux's
@@ -581,8 +600,7 @@ func TestH2HeldServerPreface(t *testing.T) {
 				if first == nil {
 					first, want = preface, fixed
 				}
-				m := NewWithOptions(root, MatchTimeout(h2Timeout))
-				serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
+				got := heldPrefaceExchange(t, root, func(sc net.Conn) {
 					for _, b := range append([][]byte{first}, c.then...) {
 						n, err := sc.Write(b)
 						require.NoError(t, err)
@@ -592,14 +610,6 @@ func TestH2HeldServerPreface(t *testing.T) {
 						c.close(sc)
 					}
 				})
-				serveMux(t, m, root)
-
-				hc := h2Dial(t, root.Addr().String())
-				hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
-				hc.readExactly(h2.MuxSettings)
-				hc.write(hc.request(1, "/", h2CT, "application/a"))
-				got, err := io.ReadAll(hc.c)
-				require.NoError(t, err)
 				require.Equal(t, wiretest.Cat(want, c.rest), got)
 				if logged {
 					require.Len(t, wl.all(), 1+c.writes)
@@ -611,14 +621,11 @@ func TestH2HeldServerPreface(t *testing.T) {
 
 // TestH2HeldServerPrefaceWriteError: a write that fails after the preface
 // was held reports its error and no byte of its own written, and keeps the
-// preface for the retry, which the client gets after it. Once the
-// connection is closed, writes fail, held or not.
+// preface for the retry, which the client gets before the retry's bytes.
 func TestH2HeldServerPrefaceWriteError(t *testing.T) {
 	checkLeaks(t)
-	root := listenLoopback(t)
-	m := NewWithOptions(root, MatchTimeout(h2Timeout))
 	settings := wiretest.Settings(0x3, 100)
-	serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
+	got := heldPrefaceExchange(t, listenLoopback(t), func(sc net.Conn) {
 		n, err := sc.Write(settings)
 		require.NoError(t, err)
 		require.Equal(t, len(settings), n)
@@ -631,14 +638,6 @@ func TestH2HeldServerPrefaceWriteError(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, len(wiretest.SettingsAck()), n)
 	})
-	serveMux(t, m, root)
-
-	hc := h2Dial(t, root.Addr().String())
-	hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
-	hc.readExactly(h2.MuxSettings)
-	hc.write(hc.request(1, "/", h2CT, "application/a"))
-	got, err := io.ReadAll(hc.c)
-	require.NoError(t, err)
 	require.Equal(t, wiretest.Cat(settings, wiretest.SettingsAck()), got)
 }
 
@@ -649,10 +648,8 @@ func TestH2HeldServerPrefaceClosed(t *testing.T) {
 	for _, first := range []bool{false, true} {
 		t.Run(fmt.Sprintf("preface written first=%v", first), func(t *testing.T) {
 			checkLeaks(t)
-			root := listenLoopback(t)
-			m := NewWithOptions(root, MatchTimeout(h2Timeout))
 			settings := wiretest.Settings(0x3, 100)
-			serveConns(t, m.MatchWithWriters(HTTP2MatchHeaderFieldSendSettings(h2CT, "application/a")), func(sc net.Conn) {
+			got := heldPrefaceExchange(t, listenLoopback(t), func(sc net.Conn) {
 				if first {
 					_, err := sc.Write(settings)
 					require.NoError(t, err)
@@ -663,14 +660,6 @@ func TestH2HeldServerPrefaceClosed(t *testing.T) {
 					require.True(t, errors.Is(err, net.ErrClosed), "write after Close: %v", err)
 				}
 			})
-			serveMux(t, m, root)
-
-			hc := h2Dial(t, root.Addr().String())
-			hc.write(wiretest.Cat([]byte(h2.Preface), wiretest.Settings()))
-			hc.readExactly(h2.MuxSettings)
-			hc.write(hc.request(1, "/", h2CT, "application/a"))
-			got, err := io.ReadAll(hc.c)
-			require.NoError(t, err)
 			if first {
 				require.Equal(t, settings, got)
 			} else {
