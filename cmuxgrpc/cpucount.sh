@@ -22,6 +22,12 @@
 # as much as with connections. Calls under 0.05 per connection are not
 # printed, but count in the total.
 #
+# A last section counts HTTP/1.1 side by side with github.com/soheilhy/cmux
+# v0.1.5: benchcmp/cmd/cpuserver serves the same HTTP/1 server and
+# matchers on a bare listener, behind this module's mux and behind
+# v0.1.5's (no gRPC server there, so its figures differ a little from the
+# first section's).
+#
 #	cmuxgrpc/cpucount.sh               # N=1000 connections per setup
 #	N=300 cmuxgrpc/cpucount.sh
 set -euo pipefail
@@ -38,6 +44,8 @@ T=$(mktemp -d)
 # does not see: it notes their pids in $T/pids.
 trap 'kill $(cat "$T/pids" 2>/dev/null) 2>/dev/null || true; rm -rf "$T"' EXIT
 go build -o "$T/cpuserver" ./internal/cpuserver
+(cd ../benchcmp && go build -o "$T/cpuserver-v015" ./cmd/cpuserver)
+SERVER=$T/cpuserver
 go test -c -o "$T/clients.test" .
 CPUS=()
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
@@ -76,17 +84,17 @@ own() {
 
 # run TOOL PROTO SETUP prints "PROTO SETUP what-per-conn..." for TOOL.
 run() {
-	local tool=$1 proto=$2 setup=$3 d="$T/$1.$2.$3"
+	local tool=$1 proto=$2 setup=$3 d="$T/$1.$2.$3.$(basename "$SERVER")"
 	mkdir -p "$d"
 	mkfifo "$d/sin" "$d/cin"
 	exec 3<>"$d/sin" 4<>"$d/cin"
 	case $tool in
 	callgrind)
 		GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \
-			"$T/cpuserver" -proto "$proto" -setup "$setup" <&3 >"$d/sout" 2>"$d/slog" &
+			"$SERVER" -proto "$proto" -setup "$setup" <&3 >"$d/sout" 2>"$d/slog" &
 		;;
 	strace)
-		GOMAXPROCS=1 "$T/cpuserver" -proto "$proto" -setup "$setup" <&3 >"$d/sout" 2>"$d/slog" &
+		GOMAXPROCS=1 "$SERVER" -proto "$proto" -setup "$setup" <&3 >"$d/sout" 2>"$d/slog" &
 		;;
 	esac
 	local sp=$!
@@ -120,7 +128,7 @@ run() {
 		callgrind_control -d "$sp" 2>&1 >/dev/null | sed "/^sending command/d" >&2
 		sleep 1
 		local mine all summary
-		read -r mine all summary < <(own '^github\.com/cmux-go/cmux[./]' "$d"/cg.out.*)
+		read -r mine all summary < <(own '^github\.com/(cmux-go|soheilhy)/cmux[./]' "$d"/cg.out.*)
 		if [ -z "$summary" ] || [ "$summary" -eq 0 ]; then
 			echo "cpucount: $proto $setup: no callgrind summary" >&2
 			return 1
@@ -162,8 +170,15 @@ each() {
 	done
 }
 
-echo "user-space instructions per connection (callgrind, N=$N; own: in the mux's and cmuxgrpc's functions)"
+echo "user-space instructions per connection (callgrind, N=$N; own: in the mux's (v0.1.5's too) and cmuxgrpc's functions)"
 each callgrind | awk '{ if ($2 == "bare") b[$1] = $3; printf "  %-6s %-13s %8d  %.3fx bare   own %6d\n", $1, $2, $3, $3 / b[$1], $4 }'
 echo
 echo "system calls per connection (strace -c, N=$N; those of 0.05 or more per connection)"
 each strace | sed 's/^/  /'
+
+echo
+echo "HTTP/1.1 side by side with soheilhy/cmux v0.1.5 (benchcmp/cmd/cpuserver, N=$N)"
+SERVER=$T/cpuserver-v015
+for setup in bare mux v015; do run callgrind http1 "$setup"; done |
+	awk '{ if ($2 == "bare") b = $3; printf "  %-6s %-13s %8d  %.3fx bare   own %6d\n", $1, $2, $3, $3 / b, $4 }'
+for setup in bare mux v015; do run strace http1 "$setup"; done | sed 's/^/  /'

@@ -1,0 +1,71 @@
+// Command cpuserver serves HTTP/1.1 on a loopback port it prints, until it
+// is killed, as cmuxgrpc's cpuserver does, but with a mux of this module
+// or of github.com/soheilhy/cmux v0.1.5: the same server and matchers
+// behind either, so that cmuxgrpc/cpucount.sh can count the work per new
+// connection of the two side by side, and of a bare listener.
+//
+//	cpuserver -setup bare|mux|v015
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+
+	"github.com/cmux-go/cmux"
+	v015 "github.com/soheilhy/cmux"
+)
+
+func main() {
+	proto := flag.String("proto", "http1", "http1 (the only one)")
+	setup := flag.String("setup", "bare", "bare, mux (this module's) or v015")
+	flag.Parse()
+	if *proto != "http1" {
+		log.Fatalf("cpuserver: -proto %q: only http1", *proto)
+	}
+	root, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})}
+	// The chain of cmuxgrpc's cpuserve: gRPC, HTTP/1, anything else.
+	const ct, grpcCT = "content-type", "application/grpc"
+	switch *setup {
+	case "bare":
+		go hs.Serve(root)
+	case "mux":
+		m := cmux.New(root)
+		serve(hs, m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(cmux.HTTP1Fast()), m.Match(cmux.Any()), m.Serve)
+	case "v015":
+		m := v015.New(root)
+		serve(hs, m.MatchWithWriters(v015.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(v015.HTTP1Fast()), m.Match(v015.Any()), m.Serve)
+	default:
+		log.Fatalf("cpuserver: -setup %q: want bare, mux or v015", *setup)
+	}
+	fmt.Println(root.Addr())
+	select {}
+}
+
+// serve serves httpL with hs, closes what the other listeners accept, and
+// runs the mux.
+func serve(hs *http.Server, grpcL, httpL, otherL net.Listener, run func() error) {
+	go hs.Serve(httpL)
+	go closeAll(grpcL)
+	go closeAll(otherL)
+	go run()
+}
+
+func closeAll(l net.Listener) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		c.Close()
+	}
+}
