@@ -22,11 +22,11 @@
 # as much as with connections. Calls under 0.05 per connection are not
 # printed, but count in the total.
 #
-# A last section counts HTTP/1.1 side by side with github.com/soheilhy/cmux
-# v0.1.5: benchcmp/cmd/cpuserver serves the same HTTP/1 server and
-# matchers on a bare listener, behind this module's mux and behind
-# v0.1.5's (no gRPC server there, so its figures differ a little from the
-# first section's).
+# A last section counts side by side with github.com/soheilhy/cmux v0.1.5:
+# benchcmp/cmd/cpuserver serves the same servers and matchers on a bare
+# listener, behind this module's mux and behind v0.1.5's, the gRPC server
+# reading the delivered connections directly (v0.1.5 has no
+# cmuxgrpc.Listener).
 #
 #	cmuxgrpc/cpucount.sh               # N=1000 connections per setup
 #	N=300 cmuxgrpc/cpucount.sh
@@ -177,8 +177,11 @@ echo "system calls per connection (strace -c, N=$N; those of 0.05 or more per co
 each strace | sed 's/^/  /'
 
 echo
-echo "HTTP/1.1 side by side with soheilhy/cmux v0.1.5 (benchcmp/cmd/cpuserver, N=$N)"
+echo "side by side with soheilhy/cmux v0.1.5 (benchcmp/cmd/cpuserver, N=$N)"
 SERVER=$T/cpuserver-v015
-for setup in bare mux v015; do run callgrind http1 "$setup"; done |
-	awk '{ if ($2 == "bare") b = $3; printf "  %-6s %-13s %8d  %.3fx bare   own %6d\n", $1, $2, $3, $3 / b, $4 }'
-for setup in bare mux v015; do run strace http1 "$setup"; done | sed 's/^/  /'
+for proto in http1 grpc; do
+	for setup in bare mux v015; do run callgrind "$proto" "$setup"; done
+done | awk '{ if ($2 == "bare") b = $3; printf "  %-6s %-13s %8d  %.3fx bare   own %6d\n", $1, $2, $3, $3 / b, $4 }'
+for proto in http1 grpc; do
+	for setup in bare mux v015; do run strace "$proto" "$setup"; done
+done | sed 's/^/  /'

@@ -1,10 +1,12 @@
-// Command cpuserver serves HTTP/1.1 on a loopback port it prints, until it
-// is killed, as cmuxgrpc's cpuserver does, but with a mux of this module
-// or of github.com/soheilhy/cmux v0.1.5: the same server and matchers
-// behind either, so that cmuxgrpc/cpucount.sh can count the work per new
-// connection of the two side by side, and of a bare listener.
+// Command cpuserver serves HTTP/1.1 or gRPC on a loopback port it prints,
+// until it is killed, as cmuxgrpc's cpuserver does, but with a mux of this
+// module or of github.com/soheilhy/cmux v0.1.5: the same servers and
+// matchers behind either, so that cmuxgrpc/cpucount.sh can count the work
+// per new connection of the two side by side, and of a bare listener. The
+// gRPC server reads the delivered connections directly (v0.1.5 has no
+// cmuxgrpc.Listener).
 //
-//	cpuserver -setup bare|mux|v015
+//	cpuserver -proto http1|grpc -setup bare|mux|v015
 package main
 
 import (
@@ -17,19 +19,24 @@ import (
 
 	"github.com/cmux-go/cmux"
 	v015 "github.com/soheilhy/cmux"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
-	proto := flag.String("proto", "http1", "http1 (the only one)")
+	proto := flag.String("proto", "http1", "http1 or grpc")
 	setup := flag.String("setup", "bare", "bare, mux (this module's) or v015")
 	flag.Parse()
-	if *proto != "http1" {
-		log.Fatalf("cpuserver: -proto %q: only http1", *proto)
+	if *proto != "http1" && *proto != "grpc" {
+		log.Fatalf("cpuserver: -proto %q: want http1 or grpc", *proto)
 	}
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
 	}
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, health.NewServer())
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})}
@@ -37,13 +44,17 @@ func main() {
 	const ct, grpcCT = "content-type", "application/grpc"
 	switch *setup {
 	case "bare":
-		go hs.Serve(root)
+		if *proto == "grpc" {
+			go gs.Serve(root)
+		} else {
+			go hs.Serve(root)
+		}
 	case "mux":
 		m := cmux.New(root)
-		serve(hs, m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(cmux.HTTP1Fast()), m.Match(cmux.Any()), m.Serve)
+		serve(gs, hs, m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(cmux.HTTP1Fast()), m.Match(cmux.Any()), m.Serve)
 	case "v015":
 		m := v015.New(root)
-		serve(hs, m.MatchWithWriters(v015.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(v015.HTTP1Fast()), m.Match(v015.Any()), m.Serve)
+		serve(gs, hs, m.MatchWithWriters(v015.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(v015.HTTP1Fast()), m.Match(v015.Any()), m.Serve)
 	default:
 		log.Fatalf("cpuserver: -setup %q: want bare, mux or v015", *setup)
 	}
@@ -51,11 +62,11 @@ func main() {
 	select {}
 }
 
-// serve serves httpL with hs, closes what the other listeners accept, and
-// runs the mux.
-func serve(hs *http.Server, grpcL, httpL, otherL net.Listener, run func() error) {
+// serve serves grpcL with gs and httpL with hs, closes what otherL
+// accepts, and runs the mux.
+func serve(gs *grpc.Server, hs *http.Server, grpcL, httpL, otherL net.Listener, run func() error) {
+	go gs.Serve(grpcL)
 	go hs.Serve(httpL)
-	go closeAll(grpcL)
 	go closeAll(otherL)
 	go run()
 }
