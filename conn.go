@@ -339,22 +339,15 @@ func (c *MuxConn) writeHeld(p []byte) (int, error) {
 	held := st.held[:st.heldN]
 	var n int
 	var err error
-	switch {
-	case len(p) <= writeBatchMax:
+	if len(p) <= writeBatchMax {
 		// One write (for a *tls.Conn, one record while it fits in one).
 		n, err = c.Conn.Write(append(append(make([]byte, 0, len(held)+len(p)), held...), p...))
-	case isSocketConn(c.Conn):
+	} else {
+		// One writev on the net package's connections, two writes on others.
 		bufs := net.Buffers{held, p}
 		var m int64
-		m, err = bufs.WriteTo(c.Conn) // one writev
+		m, err = bufs.WriteTo(c.Conn)
 		n = int(m)
-	default:
-		n, err = c.Conn.Write(held)
-		if err == nil {
-			var m int
-			m, err = c.Conn.Write(p)
-			n += m
-		}
 	}
 	if n < len(held) {
 		st.heldN = uint8(copy(st.held[:], held[n:]))
@@ -362,16 +355,6 @@ func (c *MuxConn) writeHeld(p []byte) (int, error) {
 	}
 	st.heldN = 0
 	return n - len(held), err
-}
-
-// isSocketConn reports whether c writes several buffers in one system call
-// (net.Buffers).
-func isSocketConn(c net.Conn) bool {
-	switch c.(type) {
-	case *net.TCPConn, *net.UnixConn:
-		return true
-	}
-	return false
 }
 
 // flushTimeout bounds the write of a held server preface as c closes, as

@@ -710,8 +710,12 @@ func TestMuxConnCloseDuringBlockedWrite(t *testing.T) {
 		werr <- err
 	}()
 	// Wait until the Write holds wmu.
-	for i := 0; i < 500 && mc.wmu.TryLock(); i++ {
+	for i := 0; mc.wmu.TryLock(); i++ {
 		mc.wmu.Unlock()
+		if i == 5000 {
+			b.Close()
+			t.Fatal("the Write never took wmu")
+		}
 		time.Sleep(time.Millisecond)
 	}
 	done := make(chan error, 1)
