@@ -58,7 +58,7 @@ func (s *streamServer) StreamingOutputCall(req *testpb.StreamingOutputCallReques
 // stops, each bounded by the same deadline.
 func TestShutdownRecipe(t *testing.T) {
 	checkLeaks(t)
-	root := listenLoopback(t)
+	root := &acceptLog{Listener: listenLoopback(t)}
 	addr := root.Addr().String()
 	m := cmux.New(root)
 	grpcL := m.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
@@ -184,7 +184,11 @@ func TestShutdownRecipe(t *testing.T) {
 	// Being matched: half a request line.
 	midConn := dialTCP(t, addr, 5*time.Second)
 	io.WriteString(midConn, "GE")
-	time.Sleep(50 * time.Millisecond) // both accepted by the mux
+	// Both must be accepted by the mux before the port closes: one still
+	// in the kernel's backlog then is reset, which is not what this tests.
+	waitUntil(t, "the mux to accept both", func() bool {
+		return root.accepted(rawConn.LocalAddr()) && root.accepted(midConn.LocalAddr())
+	})
 
 	// SIGTERM.
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -272,6 +276,40 @@ func TestShutdownRecipe(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the raw server's Accept did not return")
 	}
+}
+
+// acceptLog is a listener that records the remote address of every
+// connection its Accept returned.
+type acceptLog struct {
+	net.Listener
+	mu    sync.Mutex
+	peers map[string]bool
+}
+
+func (l *acceptLog) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		if l.peers == nil {
+			l.peers = make(map[string]bool)
+		}
+		l.peers[c.RemoteAddr().String()] = true
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+// SetDeadline lets the mux interrupt a blocked Accept, as it does on the
+// listener underneath.
+func (l *acceptLog) SetDeadline(t time.Time) error {
+	return l.Listener.(*net.TCPListener).SetDeadline(t)
+}
+
+// accepted reports whether Accept returned a connection from peer.
+func (l *acceptLog) accepted(peer net.Addr) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.peers[peer.String()]
 }
 
 func get(c *http.Client, url string) (string, error) {
