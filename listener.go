@@ -15,8 +15,12 @@ const listenerQueue = 1024
 //
 // Deliveries go through connc. done is closed once, by the first of: the
 // listener's Close (closed is then set), the mux's Close (m.closed), and
-// Serve's return (m.served); Accept waits on connc and done alone, and
-// tells the reasons apart by those flags.
+// Serve's return (m.served); connc is closed right after it, so that
+// Accept waits on connc alone (a receive, cheaper than a select) and,
+// once connc is closed and empty, tells the reasons apart by those flags.
+// A send on connc happens only under sendMu's read lock and while shut is
+// false; finish sets shut and closes connc under the write lock, after
+// closing done, which wakes any send blocked for room (enqueue).
 type muxListener struct {
 	m        *cMux
 	matchers []MatchWriter
@@ -26,6 +30,8 @@ type muxListener struct {
 	connc    chan net.Conn
 	done     chan struct{}
 	doneOnce sync.Once
+	sendMu   sync.RWMutex
+	shut     bool        // connc is closed; under sendMu
 	closed   atomic.Bool // Close was called
 }
 
@@ -47,33 +53,60 @@ func (l *muxListener) nameOf() string {
 	return ""
 }
 
-// finish closes done.
-func (l *muxListener) finish() { l.doneOnce.Do(func() { close(l.done) }) }
+// finish closes done, then connc.
+func (l *muxListener) finish() {
+	l.doneOnce.Do(func() {
+		close(l.done)
+		l.sendMu.Lock()
+		l.shut = true
+		close(l.connc)
+		l.sendMu.Unlock()
+	})
+}
 
-// Accept waits for and returns the next connection matched for l.
-func (l *muxListener) Accept() (net.Conn, error) {
+// send queues c for l's Accept if there is room and l is not finished,
+// and reports whether it did; ok is false if l is finished.
+func (l *muxListener) send(c net.Conn) (sent, ok bool) {
+	l.sendMu.RLock()
+	defer l.sendMu.RUnlock()
+	if l.shut {
+		return false, false
+	}
 	select {
-	case c := <-l.connc:
-		// A Close of l or of the mux may have run while we received:
-		// what it would have drained is closed, not handed out.
-		if l.closed.Load() {
-			l.m.closedUndelivered(c, l, ErrListenerClosed)
-			return nil, ErrListenerClosed
-		}
-		if l.m.closed.Load() && !l.m.drainedOK.Load() {
-			l.m.closedUndelivered(c, l, ErrServerClosed)
-			return nil, ErrServerClosed
-		}
-		if o := l.m.obs; o != nil && o.hooks.Delivered != nil {
-			l.m.hookDelivered(l, c)
-		}
-		return c, nil
-	case <-l.done:
-		return l.acceptDone()
+	case l.connc <- c:
+		return true, true
+	default:
+		return false, true
 	}
 }
 
-// acceptDone is Accept once done is closed.
+// Accept waits for and returns the next connection matched for l.
+func (l *muxListener) Accept() (net.Conn, error) {
+	c, ok := <-l.connc
+	if !ok {
+		return l.acceptDone()
+	}
+	// A Close of l or of the mux, or Serve's return, may have run while
+	// we received: what it would have drained is closed, not handed out.
+	if l.closed.Load() {
+		l.m.closedUndelivered(c, l, ErrListenerClosed)
+		return nil, ErrListenerClosed
+	}
+	if l.m.closed.Load() && !l.m.drainedOK.Load() {
+		l.m.closedUndelivered(c, l, ErrServerClosed)
+		return nil, ErrServerClosed
+	}
+	if l.m.served.Load() && !l.m.draining.Load() {
+		l.m.closedUndelivered(c, l, ErrListenerClosed)
+		return nil, ErrListenerClosed
+	}
+	if o := l.m.obs; o != nil && o.hooks.Delivered != nil {
+		l.m.hookDelivered(l, c)
+	}
+	return c, nil
+}
+
+// acceptDone is Accept once connc is closed and empty.
 func (l *muxListener) acceptDone() (net.Conn, error) {
 	switch {
 	case l.closed.Load():
@@ -81,16 +114,9 @@ func (l *muxListener) acceptDone() (net.Conn, error) {
 	case l.m.closed.Load():
 		return nil, ErrServerClosed
 	case l.m.draining.Load():
-		// Shutdown keeps what was queued for the servers.
-		select {
-		case c := <-l.connc:
-			if o := l.m.obs; o != nil && o.hooks.Delivered != nil {
-				l.m.hookDelivered(l, c)
-			}
-			return c, nil
-		default:
-			return nil, ErrServerClosed
-		}
+		// Shutdown kept what was queued for the servers, and Accept has
+		// taken it all.
+		return nil, ErrServerClosed
 	default:
 		// Serve has returned and closes what was queued.
 		return nil, ErrListenerClosed
@@ -113,18 +139,27 @@ func (l *muxListener) Close() error {
 
 // drain closes the connections queued for l.
 func (l *muxListener) drain() {
-	var why error = ErrListenerClosed
-	if !l.closed.Load() && l.m.closed.Load() {
-		why = ErrServerClosed
-	}
+	why := l.finishedWhy()
 	for {
 		select {
-		case c := <-l.connc:
+		case c, ok := <-l.connc:
+			if !ok {
+				return
+			}
 			l.m.closedUndelivered(c, l, why)
 		default:
 			return
 		}
 	}
+}
+
+// finishedWhy is why a connection matched for l once it is finished is
+// closed instead of delivered.
+func (l *muxListener) finishedWhy() error {
+	if !l.closed.Load() && l.m.closed.Load() {
+		return ErrServerClosed
+	}
+	return ErrListenerClosed
 }
 
 // Addr returns the root listener's address.

@@ -941,10 +941,11 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 	}
 	c.endMatching(true)
 	dc := c.deliverable(m.exposeTLS)
-	select {
-	case l.connc <- dc:
-		m.delivered(l)
-	default:
+	switch sent, ok := l.send(dc); {
+	case !ok:
+		// l is finished: whoever finished it drains what was queued before.
+		m.closedUndelivered(dc, l, l.finishedWhy())
+	case !sent:
 		if now {
 			m.wg.Add(1)
 			go func() {
@@ -960,12 +961,22 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 // enqueue waits for room in l's full queue for dc, unless the listener or
 // the mux stops first.
 func (m *cMux) enqueue(dc net.Conn, l *muxListener) {
+	l.sendMu.RLock()
+	if l.shut {
+		l.sendMu.RUnlock()
+		m.closedUndelivered(dc, l, ErrListenerClosed)
+		return
+	}
+	// Blocked here, the read lock holds up finish only until it closes
+	// done, which it does first.
 	select {
 	case l.connc <- dc:
-		m.delivered(l)
+		l.sendMu.RUnlock()
 	case <-l.done:
+		l.sendMu.RUnlock()
 		m.closedUndelivered(dc, l, ErrListenerClosed)
 	case <-m.abortc:
+		l.sendMu.RUnlock()
 		m.closedUndelivered(dc, l, ErrServerClosed)
 	}
 }
@@ -979,14 +990,5 @@ func (m *cMux) closedUndelivered(dc net.Conn, l *muxListener, why error) {
 	}
 	if c := muxConnOf(dc); c != nil {
 		m.dropped(c, why, l.nameOf())
-	}
-}
-
-// delivered follows a send to l's queue: the listener or the mux may have
-// closed while we sent; whoever closed it drains what was queued before,
-// and we drain what came after.
-func (m *cMux) delivered(l *muxListener) {
-	if l.closed.Load() || m.closed.Load() {
-		l.drain()
 	}
 }
