@@ -399,7 +399,7 @@ func TestBurstClientProcess(t *testing.T) {
 // After a burst of connections matched off the accept loop, every
 // goroutine the mux started for it is gone within a second of the last
 // delivery, while the mux goes on serving: the workers that matched them,
-// after being idle for workerIdle, plus at most a quarter of it; with
+// after being idle for one to two workerIdle (at most 600 ms); with
 // ConcurrentAccept and connections that are not sockets, the acceptors
 // that matched them, at once; and the expirer of MatchTimeout (a tick, at
 // most 250 ms).

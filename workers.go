@@ -18,15 +18,18 @@ import (
 // accepting (the turn, see acceptors): it leaves the pool while it
 // accepts, and comes back to it, idle, once it has lost the turn.
 //
-// A cleaner goroutine runs while some worker is idle: every workerIdle/4 it
+// A cleaner goroutine runs while some worker is idle: every workerIdle it
 // counts a tick (workerPool.gen) and stops the workers that went idle
-// idleTicks or more ticks ago, that is idle for more than workerIdle, so
-// that nothing the mux started outlives a burst of connections by more
-// than 1.25*workerIdle. Ticks, rather than clock readings, spare a worker
-// reading the clock each time it goes idle.
+// idleTicks (two) or more ticks ago, that is idle for workerIdle to
+// 2*workerIdle, so that nothing the mux started outlives a burst of
+// connections by more than 2*workerIdle. Ticks, rather than clock
+// readings, spare a worker reading the clock each time it goes idle. Each
+// tick wakes the process (its thread in the poller and the runtime's
+// monitor): under a trickle of connections that leaves workers idle, the
+// cleaner ticks for as long as the trickle lasts, so ticks are few.
 const (
-	workerIdle = 500 * time.Millisecond
-	idleTicks  = 5
+	workerIdle = 300 * time.Millisecond
+	idleTicks  = 2
 )
 
 type worker struct {
@@ -139,7 +142,7 @@ func (p *workerPool) putIdle(m *cMux, w *worker) bool {
 // clean stops the workers idle for workerIdle, until none is idle.
 func (p *workerPool) clean(quit <-chan struct{}) {
 	defer p.wg.Done()
-	t := time.NewTimer(workerIdle / (idleTicks - 1))
+	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
 		select {
@@ -163,7 +166,7 @@ func (p *workerPool) clean(quit <-chan struct{}) {
 			return
 		}
 		p.mu.Unlock()
-		t.Reset(workerIdle / (idleTicks - 1))
+		t.Reset(workerIdle)
 	}
 }
 
