@@ -1,7 +1,7 @@
 // Command cpuserver serves like BenchmarkNewConnCPU's server (see
 // cpuserve) on a loopback port it prints, until it is killed: a server to
 // run under valgrind or strace with its clients outside it (see
-// cpucount.sh).
+// cpucount.sh and cpupair.sh).
 package main
 
 import (
