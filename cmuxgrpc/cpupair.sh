@@ -11,18 +11,26 @@
 #
 #	cmuxgrpc/cpupair.sh                      # about 2 minutes
 #	ROUNDS=600 GRPC_ROUNDS=400 cmuxgrpc/cpupair.sh
+#	CLIENTS=4 cmuxgrpc/cpupair.sh            # 4 clients connecting at once
+#	PROBES=1 cmuxgrpc/cpupair.sh             # HTTP/1.1 with cpuserve.Probes
 set -euo pipefail
 cd "$(dirname "$0")"
 ROUNDS=${ROUNDS:-300}
 GRPC_ROUNDS=${GRPC_ROUNDS:-200}
+CLIENTS=${CLIENTS:-1}
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 go build -o "$T/cpupair" ./internal/cpupair
 go build -o "$T/cpuserver" ./internal/cpuserver
 (cd ../benchcmp && go build -o "$T/cpuserver-v015" ./cmd/cpuserver)
 S=$T/cpuserver V=$T/cpuserver-v015
-"$T/cpupair" -proto http1 -rounds "$ROUNDS" -batch 100 \
+if [ -n "${PROBES:-}" ]; then
+	"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
+		bare="$S",bare mux="$S",mux muxhttp="$S",muxhttp muxany="$S",muxany hand="$S",hand wrap="$S",wrap
+	exit
+fi
+"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
 	bare="$S",bare mux="$S",mux v015="$V",v015 bare2="$S",bare
 echo
-"$T/cpupair" -proto grpc -rounds "$GRPC_ROUNDS" -batch 50 \
+"$T/cpupair" -proto grpc -clients "$CLIENTS" -rounds "$GRPC_ROUNDS" -batch 50 \
 	bare="$S",bare mux="$S",mux mux+Listener="$S",mux+Listener v015="$V",v015 bare2="$S",bare

@@ -17,6 +17,11 @@
 //
 //	cpupair -proto http1 -rounds 300 -batch 100 bare=./cpuserver,bare mux=./cpuserver,mux
 //
+// By default one client connects at a time (-clients sets how many at
+// once), and the HTTP/1.1 client is net/http's, which writes its request
+// as soon as it is connected (-delay has a client of cpupair's own write
+// it that much later).
+//
 // Each server argument is NAME=BINARY,SETUP: cpupair runs
 // "BINARY -proto PROTO -setup SETUP" with GOMAXPROCS=1, on CPU 0 when there
 // are two CPUs or more and taskset is there (the clients, in cpupair's own
@@ -35,6 +40,7 @@ import (
 	"log"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,6 +49,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -71,8 +78,10 @@ func main() {
 	rounds := flag.Int("rounds", 200, "rounds; each runs one batch on every server")
 	batch := flag.Int("batch", 100, "connections per server per round")
 	warm := flag.Int("warm", 200, "connections per server before counting")
+	clients := flag.Int("clients", 1, "clients connecting at once")
+	delay := flag.Duration("delay", 0, "HTTP/1.1: how long a client waits to write its request once connected")
 	flag.Parse()
-	if *proto != "http1" && *proto != "grpc" || flag.NArg() < 2 || *rounds < 10 || *batch < 1 {
+	if *proto != "http1" && *proto != "grpc" || flag.NArg() < 2 || *rounds < 10 || *batch < 1 || *clients < 1 {
 		log.Fatal("usage: cpupair [-proto http1|grpc] [-rounds N>=10] [-batch N] NAME=BINARY,SETUP NAME=BINARY,SETUP...")
 	}
 	pin := runtime.NumCPU() >= 2
@@ -99,7 +108,7 @@ func main() {
 			fatalf("cpupair: taskset: %v: %s", err, out)
 		}
 	}
-	one := client(*proto)
+	one := client(*proto, *delay)
 	for _, s := range servers {
 		for range *warm {
 			if err := one(s.addr); err != nil {
@@ -119,10 +128,8 @@ func main() {
 		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 		b0 := before
 		for _, s := range order {
-			for range *batch {
-				if err := one(s.addr); err != nil {
-					fatalf("cpupair: round %d: %s: %v", r, s.name, err)
-				}
+			if err := runBatch(one, s.addr, *batch, *clients); err != nil {
+				fatalf("cpupair: round %d: %s: %v", r, s.name, err)
 			}
 			b1 := cpuTimes(servers)
 			for i, o := range servers {
@@ -142,7 +149,7 @@ func main() {
 	for _, s := range servers {
 		s.stat1 = procStat(s)
 	}
-	report(os.Stdout, servers, *proto, *rounds, *batch)
+	report(os.Stdout, servers, *proto, *rounds, *batch, *clients)
 }
 
 // servers are the servers started so far; stopServers kills them.
@@ -191,7 +198,31 @@ func start(name, bin, setup, proto string, pin bool) (*server, error) {
 
 // client returns a function that makes one connection to addr, one call
 // on it, and closes it, as cpu_test.go's clients do.
-func client(proto string) func(addr string) error {
+//
+// With a delay above zero, the HTTP/1.1 client writes its request that
+// long after its connection is established, as a client farther away
+// than loopback would reach the server, and reads the whole response: the
+// server, having accepted the connection, has to wait for the request.
+func client(proto string, delay time.Duration) func(addr string) error {
+	if proto == "http1" && delay > 0 {
+		return func(addr string) error {
+			c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			time.Sleep(delay)
+			if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: cpupair\r\nConnection: close\r\n\r\n"); err != nil {
+				return err
+			}
+			b, err := io.ReadAll(c)
+			if err == nil && !bytes.HasPrefix(b, []byte("HTTP/1.1 200 ")) {
+				err = fmt.Errorf("response %q", b)
+			}
+			return err
+		}
+	}
 	if proto == "grpc" {
 		return func(addr string) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -219,6 +250,39 @@ func client(proto string) func(addr string) error {
 		resp.Body.Close()
 		return err
 	}
+}
+
+// runBatch makes n connections to addr with one, from clients goroutines
+// at once.
+func runBatch(one func(string) error, addr string, n, clients int) error {
+	if clients == 1 {
+		for range n {
+			if err := one(addr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errc := make(chan error, clients)
+	var next atomic.Int64
+	for range clients {
+		go func() {
+			for next.Add(1) <= int64(n) {
+				if err := one(addr); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	var first error
+	for range clients {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // cpuTimes returns each server's CPU time so far: the sum over its threads
@@ -271,10 +335,10 @@ func procStat(s *server) [2]float64 {
 	return [2]float64{ut, st}
 }
 
-func report(w io.Writer, servers []*server, proto string, rounds, batch int) {
+func report(w io.Writer, servers []*server, proto string, rounds, batch, clients int) {
 	ref := servers[0]
 	conns := float64(rounds * batch)
-	fmt.Fprintf(w, "%s: %d rounds of %d connections per server, in a random order each round\n", proto, rounds, batch)
+	fmt.Fprintf(w, "%s: %d rounds of %d connections per server from %d clients at once, in a random order each round\n", proto, rounds, batch, clients)
 	fmt.Fprintf(w, "%-13s %11s  %-30s %6s  %9s %9s %9s %7s\n", "server", "cpu-ns/conn", "median ratio to "+ref.name+" [95% CI]", "mean",
 		"own-ns", "idle-ns", "usr/sys", "slices")
 	for _, s := range servers {

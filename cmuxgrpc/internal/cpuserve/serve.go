@@ -19,6 +19,14 @@ import (
 // Setups are the setups Start knows.
 var Setups = []string{"bare", "mux", "mux+Listener"}
 
+// Probes are setups that take the mux's cost apart, for cpupair (HTTP/1.1
+// only): "muxany", a mux whose one listener matches Any, so that it reads
+// nothing; "muxhttp", a mux whose one listener matches HTTP1Fast; "hand",
+// no mux, but a goroutine that accepts and hands each connection to the
+// server over a channel, as the mux does; "wrap", no mux, but each
+// connection wrapped in a struct, as a MuxConn wraps it.
+var Probes = []string{"muxany", "muxhttp", "hand", "wrap"}
+
 // Start serves on root: with setup "bare", proto's server alone ("grpc"
 // or "http1"); with "mux", both behind a mux; with "mux+Listener", the
 // same with the gRPC server's listener passed through wrap
@@ -30,6 +38,35 @@ func Start(root net.Listener, proto, setup string, wrap func(net.Listener) net.L
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})}
+	switch setup {
+	case "muxany", "muxhttp":
+		m := cmux.New(root)
+		var l net.Listener
+		if setup == "muxany" {
+			l = m.Match(cmux.Any())
+		} else {
+			l = m.Match(cmux.HTTP1Fast())
+		}
+		go hs.Serve(l)
+		go m.Serve()
+		return func() {
+			hs.Close()
+			m.Close()
+			root.Close()
+		}
+	case "hand":
+		go hs.Serve(handOver(root))
+		return func() {
+			hs.Close()
+			root.Close()
+		}
+	case "wrap":
+		go hs.Serve(wrapListener{root})
+		return func() {
+			hs.Close()
+			root.Close()
+		}
+	}
 	if setup == "bare" {
 		if proto == "grpc" {
 			go gs.Serve(root)
@@ -67,4 +104,47 @@ func Start(root net.Listener, proto, setup string, wrap func(net.Listener) net.L
 		m.Close()
 		root.Close()
 	}
+}
+
+// handListener is the "hand" probe: a goroutine accepts from the root and
+// hands each connection over conns, which Accept receives from.
+type handListener struct {
+	net.Listener
+	conns chan net.Conn // closed when the root's Accept fails
+}
+
+func handOver(root net.Listener) *handListener {
+	l := &handListener{Listener: root, conns: make(chan net.Conn, 1024)}
+	go func() {
+		defer close(l.conns)
+		for {
+			c, err := root.Accept()
+			if err != nil {
+				return
+			}
+			l.conns <- c
+		}
+	}()
+	return l
+}
+
+func (l *handListener) Accept() (net.Conn, error) {
+	c, ok := <-l.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// wrapListener is the "wrap" probe: its connections are wrapped.
+type wrapListener struct{ net.Listener }
+
+type wrappedConn struct{ net.Conn }
+
+func (l wrapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &wrappedConn{c}, nil
 }

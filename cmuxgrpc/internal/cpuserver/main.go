@@ -17,10 +17,11 @@ import (
 
 func main() {
 	proto := flag.String("proto", "http1", "http1 or grpc")
-	setup := flag.String("setup", "bare", "bare, mux or mux+Listener")
+	setup := flag.String("setup", "bare", "bare, mux or mux+Listener, or a probe of cpuserve.Probes")
 	flag.Parse()
-	if *proto != "http1" && *proto != "grpc" || !slices.Contains(cpuserve.Setups, *setup) {
-		log.Fatalf("cpuserver: -proto %q -setup %q: want http1 or grpc, and one of %q", *proto, *setup, cpuserve.Setups)
+	setups := append(slices.Clip(cpuserve.Setups), cpuserve.Probes...)
+	if *proto != "http1" && *proto != "grpc" || !slices.Contains(setups, *setup) {
+		log.Fatalf("cpuserver: -proto %q -setup %q: want http1 or grpc, and one of %q", *proto, *setup, setups)
 	}
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
