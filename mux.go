@@ -964,7 +964,7 @@ func (m *cMux) enqueue(dc net.Conn, l *muxListener) {
 	l.sendMu.RLock()
 	if l.shut {
 		l.sendMu.RUnlock()
-		m.closedUndelivered(dc, l, ErrListenerClosed)
+		m.closedUndelivered(dc, l, l.finishedWhy())
 		return
 	}
 	// Blocked here, the read lock holds up finish only until it closes
@@ -974,7 +974,7 @@ func (m *cMux) enqueue(dc net.Conn, l *muxListener) {
 		l.sendMu.RUnlock()
 	case <-l.done:
 		l.sendMu.RUnlock()
-		m.closedUndelivered(dc, l, ErrListenerClosed)
+		m.closedUndelivered(dc, l, l.finishedWhy())
 	case <-m.abortc:
 		l.sendMu.RUnlock()
 		m.closedUndelivered(dc, l, ErrServerClosed)
