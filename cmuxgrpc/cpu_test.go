@@ -2,11 +2,9 @@ package cmuxgrpc
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"syscall"
@@ -14,9 +12,6 @@ import (
 	"time"
 
 	"github.com/cmux-go/cmux/cmuxgrpc/internal/cpuserve"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // The server's CPU time per new connection that makes one call and
@@ -91,29 +86,7 @@ func TestCPUClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	one := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if proto == "grpc" {
-			cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-			return err
-		}
-		tr := &http.Transport{DisableKeepAlives: true}
-		defer tr.CloseIdleConnections()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return err
-	}
+	one := func() error { return cpuserve.Call(proto, addr) }
 	for range 50 {
 		if err := one(); err != nil {
 			t.Fatal(err)

@@ -33,7 +33,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -41,7 +40,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,9 +51,7 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"github.com/cmux-go/cmux/cmuxgrpc/internal/cpuserve"
 )
 
 type server struct {
@@ -197,7 +193,8 @@ func start(name, bin, setup, proto string, pin bool) (*server, error) {
 }
 
 // client returns a function that makes one connection to addr, one call
-// on it, and closes it, as cpu_test.go's clients do.
+// on it, and closes it: cpuserve.Call, the clients of cpu.sh and
+// cpucount.sh.
 //
 // With a delay above zero, the HTTP/1.1 client writes its request that
 // long after its connection is established, as a client farther away
@@ -223,33 +220,7 @@ func client(proto string, delay time.Duration) func(addr string) error {
 			return err
 		}
 	}
-	if proto == "grpc" {
-		return func(addr string) error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				return err
-			}
-			defer cc.Close()
-			_, err = healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
-			return err
-		}
-	}
-	return func(addr string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		tr := &http.Transport{DisableKeepAlives: true}
-		defer tr.CloseIdleConnections()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/", nil)
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return err
-	}
+	return func(addr string) error { return cpuserve.Call(proto, addr) }
 }
 
 // runBatch makes n connections to addr with one, from clients goroutines
@@ -340,7 +311,7 @@ func report(w io.Writer, servers []*server, proto string, rounds, batch, clients
 	conns := float64(rounds * batch)
 	fmt.Fprintf(w, "%s: %d rounds of %d connections per server from %d clients at once, in a random order each round\n", proto, rounds, batch, clients)
 	fmt.Fprintf(w, "%-13s %11s  %-30s %6s  %9s %9s %9s %7s\n", "server", "cpu-ns/conn", "median ratio to "+ref.name+" [95% CI]", "mean",
-		"own-ns", "idle-ns", "usr/sys", "slices")
+		"own-ns", "idle-ns", "usr%", "slices")
 	for _, s := range servers {
 		var sum float64
 		for _, v := range s.ns {
@@ -362,11 +333,15 @@ func report(w io.Writer, servers []*server, proto string, rounds, batch, clients
 			mean = 1
 		}
 		usr, sys := s.stat1[0]-s.stat0[0], s.stat1[1]-s.stat0[1]
-		fmt.Fprintf(w, "%-13s %11.0f  %-30s %6.3f  %9.0f %9.0f %9.2f %7.2f\n", s.name, sum/conns, ratio, mean,
-			s.own/conns, s.idle/conns, usr/sys, s.slices/conns)
+		usrShare := "-"
+		if usr+sys > 0 {
+			usrShare = fmt.Sprintf("%.0f", 100*usr/(usr+sys))
+		}
+		fmt.Fprintf(w, "%-13s %11.0f  %-30s %6.3f  %9.0f %9.0f %9s %7.2f\n", s.name, sum/conns, ratio, mean,
+			s.own/conns, s.idle/conns, usrShare, s.slices/conns)
 	}
 	fmt.Fprintln(w, "cpu-ns/conn: CPU time per connection over all rounds; own-ns, idle-ns: its parts while the")
-	fmt.Fprintln(w, "server's own batches ran and while the others' did; usr/sys: user to system time (tick-sampled);")
+	fmt.Fprintln(w, "server's own batches ran and while the others' did; usr%: user time's share (tick-sampled);")
 	fmt.Fprintln(w, "slices: times its threads were scheduled, per connection.")
 }
 
