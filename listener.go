@@ -15,7 +15,8 @@ const listenerQueue = 1024
 //
 // Deliveries go through connc. done is closed once, by the first of: the
 // listener's Close (closed is then set), the mux's Close (m.closed), and
-// Serve's return (m.served); connc is closed right after it, so that
+// Serve's return (m.served), or at registration once the mux has finished
+// its listeners; connc is closed right after it, so that
 // Accept waits on connc alone (a receive, cheaper than a select) and,
 // once connc is closed and empty, tells the reasons apart by those flags.
 // A send on connc happens only under sendMu's read lock and while shut is
@@ -137,7 +138,9 @@ func (l *muxListener) Close() error {
 	return l.m.root.Close()
 }
 
-// drain closes the connections queued for l.
+// drain closes the connections queued for l. Called after finish, as it
+// always is, it empties the queue for good: connc is closed, and no send
+// comes after.
 func (l *muxListener) drain() {
 	why := l.finishedWhy()
 	for {

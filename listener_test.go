@@ -1,9 +1,11 @@
 package cmux
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -65,7 +67,16 @@ func TestCloseWithFullQueue(t *testing.T) {
 		defer close(waiting)
 		m.enqueue(pipe(), l)
 	}()
-	time.Sleep(20 * time.Millisecond) // for enqueue to wait for room
+	waitUntil(t, "enqueue to wait for room", func() bool {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for _, g := range bytes.Split(buf, []byte("\n\n")) {
+			if bytes.Contains(g, []byte("[select")) && bytes.Contains(g, []byte("(*cMux).enqueue(")) {
+				return true
+			}
+		}
+		return false
+	})
 	closed := make(chan error, 1)
 	go func() { closed <- l.Close() }()
 	select {
@@ -111,5 +122,68 @@ func TestAcceptAfterServeReturned(t *testing.T) {
 	client.SetReadDeadline(time.Now().Add(waitFor))
 	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("the queued connection: read %v, want EOF", err)
+	}
+}
+
+// TestAcceptAfterClose: a connection Accept takes from the queue after the
+// listener's Close, or the mux's Close outside Shutdown, is closed rather
+// than handed out, with the error of that Close.
+func TestAcceptAfterClose(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close func(m *cMux, l *muxListener)
+		want  error
+	}{
+		{"listener", func(m *cMux, l *muxListener) { l.closed.Store(true); l.finish() }, ErrListenerClosed},
+		{"mux", func(m *cMux, l *muxListener) { m.closed.Store(true); m.finishListeners() }, ErrServerClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkLeaks(t)
+			m := NewWithOptions(newMemListener(), IndependentListeners()).(*cMux)
+			l := m.Match(Any()).(*muxListener)
+			client, server := net.Pipe()
+			defer client.Close()
+			if sent, ok := l.send(server); !sent || !ok {
+				t.Fatalf("send: sent %v, ok %v", sent, ok)
+			}
+			// What Close does before it drains the queue.
+			tc.close(m, l)
+			if c, err := l.Accept(); !errors.Is(err, tc.want) {
+				t.Errorf("Accept: %v, %v; want %v", c, err, tc.want)
+			}
+			client.SetReadDeadline(time.Now().Add(waitFor))
+			if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+				t.Errorf("the queued connection: read %v, want EOF", err)
+			}
+		})
+	}
+}
+
+// TestRefusedAfterMuxClose: a connection that waits for room in a full
+// queue when the mux closes is closed, and the NotMatched hook says the
+// mux closed (ErrServerClosed), as for the connections drained from the
+// queue.
+func TestRefusedAfterMuxClose(t *testing.T) {
+	checkLeaks(t)
+	errs := make(chan error, 4)
+	m := NewWithOptions(newMemListener(), WithHooks(Hooks{NotMatched: func(e ConnEvent) { errs <- e.Err }})).(*cMux)
+	l := m.Match(Any()).(*muxListener)
+	m.Close()
+	for range 20 { // enqueue picks at random among its ready cases
+		client, server := net.Pipe()
+		m.enqueue(m.newConn(server), l)
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrServerClosed) {
+				t.Fatalf("NotMatched: %v, want ErrServerClosed", err)
+			}
+		case <-time.After(waitFor):
+			t.Fatal("no NotMatched event")
+		}
+		client.SetReadDeadline(time.Now().Add(waitFor))
+		if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("read %v, want EOF", err)
+		}
+		client.Close()
 	}
 }

@@ -943,7 +943,8 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 	dc := c.deliverable(m.exposeTLS)
 	switch sent, ok := l.send(dc); {
 	case !ok:
-		// l is finished: whoever finished it drains what was queued before.
+		// l is finished and its queue closed: what was queued before goes
+		// to Accept or to a drain; dc is closed here.
 		m.closedUndelivered(dc, l, l.finishedWhy())
 	case !sent:
 		if now {
