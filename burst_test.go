@@ -84,13 +84,19 @@ func TestShutdownUnderLoad(t *testing.T) {
 			}
 			hoEventually(t, "the mux's goroutines exit", func() bool { return len(muxGoroutines()) == 0 })
 
+			// Each check waits up to hoWait: stop at the first failure
+			// rather than wait for every connection.
 			for _, c := range silent {
-				hoRequireClosed(t, c)
+				if hoRequireClosed(t, c); t.Failed() {
+					t.FailNow()
+				}
 			}
 			// Queued connections that no server accepted are closed with
 			// Serve's return, whatever stopped it.
 			for _, c := range queued {
-				hoRequireClosed(t, c)
+				if hoRequireClosed(t, c); t.Failed() {
+					t.FailNow()
+				}
 			}
 			_, err = queuedL.Accept()
 			if closeRoot {
