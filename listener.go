@@ -65,14 +65,25 @@ func (l *muxListener) finish() {
 	})
 }
 
+// lockSend takes sendMu's read lock, which a send on connc holds, and
+// reports true if l is not finished; if it is, it releases the lock and
+// reports false.
+func (l *muxListener) lockSend() bool {
+	l.sendMu.RLock()
+	if l.shut {
+		l.sendMu.RUnlock()
+		return false
+	}
+	return true
+}
+
 // send queues c for l's Accept if there is room and l is not finished,
 // and reports whether it did; ok is false if l is finished.
 func (l *muxListener) send(c net.Conn) (sent, ok bool) {
-	l.sendMu.RLock()
-	defer l.sendMu.RUnlock()
-	if l.shut {
+	if !l.lockSend() {
 		return false, false
 	}
+	defer l.sendMu.RUnlock()
 	select {
 	case l.connc <- c:
 		return true, true

@@ -962,9 +962,7 @@ func (m *cMux) deliver(c *MuxConn, l *muxListener, now bool) {
 // enqueue waits for room in l's full queue for dc, unless the listener or
 // the mux stops first.
 func (m *cMux) enqueue(dc net.Conn, l *muxListener) {
-	l.sendMu.RLock()
-	if l.shut {
-		l.sendMu.RUnlock()
+	if !l.lockSend() {
 		m.closedUndelivered(dc, l, l.finishedWhy())
 		return
 	}
