@@ -30,8 +30,9 @@ var Probes = []string{"muxany", "muxhttp", "hand", "wrap"}
 // Start serves on root: with setup "bare", proto's server alone ("grpc"
 // or "http1"); with "mux", both behind a mux; with "mux+Listener", the
 // same with the gRPC server's listener passed through wrap
-// (cmuxgrpc.Listener). stop stops the servers and the mux, and closes
-// root.
+// (cmuxgrpc.Listener); with one of Probes, the HTTP/1 server as that
+// probe says, whatever proto. stop stops the servers and the mux, and
+// closes root.
 func Start(root net.Listener, proto, setup string, wrap func(net.Listener) net.Listener) (stop func()) {
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, health.NewServer())

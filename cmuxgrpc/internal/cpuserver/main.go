@@ -20,8 +20,9 @@ func main() {
 	setup := flag.String("setup", "bare", "bare, mux or mux+Listener, or a probe of cpuserve.Probes")
 	flag.Parse()
 	setups := append(slices.Clip(cpuserve.Setups), cpuserve.Probes...)
-	if *proto != "http1" && *proto != "grpc" || !slices.Contains(setups, *setup) {
-		log.Fatalf("cpuserver: -proto %q -setup %q: want http1 or grpc, and one of %q", *proto, *setup, setups)
+	if *proto != "http1" && *proto != "grpc" || !slices.Contains(setups, *setup) ||
+		*proto == "grpc" && slices.Contains(cpuserve.Probes, *setup) {
+		log.Fatalf("cpuserver: -proto %q -setup %q: want http1 or grpc, and one of %q (probes: http1 only)", *proto, *setup, setups)
 	}
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
