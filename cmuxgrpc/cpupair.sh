@@ -13,6 +13,11 @@
 #	ROUNDS=600 GRPC_ROUNDS=400 cmuxgrpc/cpupair.sh
 #	CLIENTS=4 cmuxgrpc/cpupair.sh            # 4 clients connecting at once
 #	PROBES=1 cmuxgrpc/cpupair.sh             # HTTP/1.1 with cpuserve.Probes
+#	DEFER=1 cmuxgrpc/cpupair.sh              # listeners with TCP_DEFER_ACCEPT
+#
+# DEFER=1 serves the setups on listeners with TCP_DEFER_ACCEPT (Linux), whose
+# Accept returns a connection once its first bytes are there ("+defer"),
+# and compares them with a bare listener without it.
 set -euo pipefail
 cd "$(dirname "$0")"
 ROUNDS=${ROUNDS:-300}
@@ -27,6 +32,15 @@ S=$T/cpuserver V=$T/cpuserver-v015
 if [ -n "${PROBES:-}" ]; then
 	"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
 		bare="$S",bare mux="$S",mux muxhttp="$S",muxhttp muxany="$S",muxany hand="$S",hand wrap="$S",wrap
+	exit
+fi
+if [ -n "${DEFER:-}" ]; then
+	"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
+		bare="$S",bare mux="$S",mux bare+defer="$S",bare+defer mux+defer="$S",mux+defer v015+defer="$V",v015+defer
+	echo
+	"$T/cpupair" -proto grpc -clients "$CLIENTS" -rounds "$GRPC_ROUNDS" -batch 50 \
+		bare="$S",bare bare+defer="$S",bare+defer mux+defer="$S",mux+defer \
+		mux+Listener+defer="$S",mux+Listener+defer v015+defer="$V",v015+defer
 	exit
 fi
 "$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \

@@ -6,7 +6,10 @@
 // gRPC server reads the delivered connections directly (v0.1.5 has no
 // cmuxgrpc.Listener).
 //
-//	cpuserver -proto http1|grpc -setup bare|mux|v015
+// A setup followed by "+defer" ("v015+defer") serves on a listener with
+// TCP_DEFER_ACCEPT (Linux only), as cmuxgrpc's cpuserver does.
+//
+//	cpuserver -proto http1|grpc -setup bare|mux|v015[+defer]
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/cmux-go/cmux"
 	v015 "github.com/soheilhy/cmux"
@@ -26,14 +30,20 @@ import (
 
 func main() {
 	proto := flag.String("proto", "http1", "http1 or grpc")
-	setup := flag.String("setup", "bare", "bare, mux (this module's) or v015")
+	setupFlag := flag.String("setup", "bare", "bare, mux (this module's) or v015; with \"+defer\" after it, on a listener with TCP_DEFER_ACCEPT (Linux)")
 	flag.Parse()
 	if *proto != "http1" && *proto != "grpc" {
 		log.Fatalf("cpuserver: -proto %q: want http1 or grpc", *proto)
 	}
+	setup, deferred := strings.CutSuffix(*setupFlag, "+defer")
 	root, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)
+	}
+	if deferred {
+		if err := deferAccept(root); err != nil {
+			log.Fatal(err)
+		}
 	}
 	gs := grpc.NewServer()
 	healthpb.RegisterHealthServer(gs, health.NewServer())
@@ -42,7 +52,7 @@ func main() {
 	})}
 	// The chain of cmuxgrpc's cpuserve: gRPC, HTTP/1, anything else.
 	const ct, grpcCT = "content-type", "application/grpc"
-	switch *setup {
+	switch setup {
 	case "bare":
 		if *proto == "grpc" {
 			go gs.Serve(root)
@@ -56,7 +66,7 @@ func main() {
 		m := v015.New(root)
 		serve(gs, hs, m.MatchWithWriters(v015.HTTP2MatchHeaderFieldSendSettings(ct, grpcCT)), m.Match(v015.HTTP1Fast()), m.Match(v015.Any()), m.Serve)
 	default:
-		log.Fatalf("cpuserver: -setup %q: want bare, mux or v015", *setup)
+		log.Fatalf("cpuserver: -setup %q: want bare, mux or v015, with +defer or not", *setupFlag)
 	}
 	fmt.Println(root.Addr())
 	select {}

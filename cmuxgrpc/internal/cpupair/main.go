@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command cpupair measures the CPU time a server process spends per new
 // connection, for several servers side by side, in a way that a machine's
 // changing load falls on all of them alike: the servers run at once, as
