@@ -18,8 +18,9 @@ import (
 // cheapest path a new connection can take through the mux (see
 // "Performance" in the README). A client that waits for the server to
 // speak first (SMTP, MySQL, a Silent matcher's clients) is accepted only
-// once the option's seconds have passed: use it only on a port whose
-// clients all speak first.
+// once at least the option's seconds have passed (the kernel rounds them
+// up to its SYN-ACK retransmissions): use it only on a port whose clients
+// all speak first.
 func ExampleNew_deferAccept() {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var err error

@@ -14,6 +14,7 @@
 #	CLIENTS=4 cmuxgrpc/cpupair.sh            # 4 clients connecting at once
 #	PROBES=1 cmuxgrpc/cpupair.sh             # HTTP/1.1 with cpuserve.Probes
 #	DEFER=1 cmuxgrpc/cpupair.sh              # listeners with TCP_DEFER_ACCEPT
+#	THREADS=1 cmuxgrpc/cpupair.sh            # and what each thread did
 #
 # DEFER=1 serves the setups on listeners with TCP_DEFER_ACCEPT (Linux), whose
 # Accept returns a connection once its first bytes are there ("+defer"),
@@ -23,6 +24,8 @@ cd "$(dirname "$0")"
 ROUNDS=${ROUNDS:-300}
 GRPC_ROUNDS=${GRPC_ROUNDS:-200}
 CLIENTS=${CLIENTS:-1}
+FLAGS=(-clients "$CLIENTS")
+[ -n "${THREADS:-}" ] && FLAGS+=(-threads)
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 go build -o "$T/cpupair" ./internal/cpupair
@@ -30,21 +33,21 @@ go build -o "$T/cpuserver" ./internal/cpuserver
 (cd ../benchcmp && go build -o "$T/cpuserver-v015" ./cmd/cpuserver)
 S=$T/cpuserver V=$T/cpuserver-v015
 if [ -n "${PROBES:-}" ]; then
-	"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
+	"$T/cpupair" -proto http1 "${FLAGS[@]}" -rounds "$ROUNDS" -batch 100 \
 		bare="$S",bare mux="$S",mux muxhttp="$S",muxhttp muxany="$S",muxany hand="$S",hand wrap="$S",wrap
 	exit
 fi
 if [ -n "${DEFER:-}" ]; then
-	"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
+	"$T/cpupair" -proto http1 "${FLAGS[@]}" -rounds "$ROUNDS" -batch 100 \
 		bare="$S",bare mux="$S",mux bare+defer="$S",bare+defer mux+defer="$S",mux+defer v015+defer="$V",v015+defer
 	echo
-	"$T/cpupair" -proto grpc -clients "$CLIENTS" -rounds "$GRPC_ROUNDS" -batch 50 \
-		bare="$S",bare bare+defer="$S",bare+defer mux+defer="$S",mux+defer \
-		mux+Listener+defer="$S",mux+Listener+defer v015+defer="$V",v015+defer
+	"$T/cpupair" -proto grpc "${FLAGS[@]}" -rounds "$GRPC_ROUNDS" -batch 50 \
+		bare="$S",bare mux="$S",mux mux+Listener="$S",mux+Listener bare+defer="$S",bare+defer \
+		mux+defer="$S",mux+defer mux+Listener+defer="$S",mux+Listener+defer v015+defer="$V",v015+defer
 	exit
 fi
-"$T/cpupair" -proto http1 -clients "$CLIENTS" -rounds "$ROUNDS" -batch 100 \
+"$T/cpupair" -proto http1 "${FLAGS[@]}" -rounds "$ROUNDS" -batch 100 \
 	bare="$S",bare mux="$S",mux v015="$V",v015 bare2="$S",bare
 echo
-"$T/cpupair" -proto grpc -clients "$CLIENTS" -rounds "$GRPC_ROUNDS" -batch 50 \
+"$T/cpupair" -proto grpc "${FLAGS[@]}" -rounds "$GRPC_ROUNDS" -batch 50 \
 	bare="$S",bare mux="$S",mux mux+Listener="$S",mux+Listener v015="$V",v015 bare2="$S",bare

@@ -22,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/cmux-go/cmux"
+	"github.com/cmux-go/cmux/internal/sockopt"
 	v015 "github.com/soheilhy/cmux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -41,7 +42,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if deferred {
-		if err := deferAccept(root); err != nil {
+		if err := sockopt.DeferAccept(root, 5); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -65,6 +65,8 @@ type server struct {
 	slices    float64 // times its threads were scheduled, over all rounds
 	// utime and stime, in clock ticks, before the rounds and after.
 	stat0, stat1 [2]float64
+	// Per thread, before the rounds and after (with -threads).
+	threads0, threads1 map[int]threadStat
 }
 
 // cpu is a process's CPU time so far (ns) and the number of times its
@@ -78,6 +80,7 @@ func main() {
 	warm := flag.Int("warm", 200, "connections per server before counting")
 	clients := flag.Int("clients", 1, "clients connecting at once")
 	delay := flag.Duration("delay", 0, "HTTP/1.1: how long a client waits to write its request once connected")
+	perThread := flag.Bool("threads", false, "also print each server's threads: CPU time, times scheduled, voluntary and involuntary context switches, per connection")
 	flag.Parse()
 	if *proto != "http1" && *proto != "grpc" || flag.NArg() < 2 || *rounds < 10 || *batch < 1 || *clients < 1 {
 		log.Fatal("usage: cpupair [-proto http1|grpc] [-rounds N>=10] [-batch N] NAME=BINARY,SETUP NAME=BINARY,SETUP...")
@@ -118,6 +121,9 @@ func main() {
 	// system times.
 	for _, s := range servers {
 		s.stat0 = procStat(s)
+		if *perThread {
+			s.threads0 = threadStats(s)
+		}
 	}
 	order := make([]*server, len(servers))
 	copy(order, servers)
@@ -146,8 +152,14 @@ func main() {
 	}
 	for _, s := range servers {
 		s.stat1 = procStat(s)
+		if *perThread {
+			s.threads1 = threadStats(s)
+		}
 	}
 	report(os.Stdout, servers, *proto, *rounds, *batch, *clients)
+	if *perThread {
+		reportThreads(os.Stdout, servers, float64(*rounds**batch))
+	}
 }
 
 // servers are the servers started so far; stopServers kills them.
@@ -308,11 +320,86 @@ func procStat(s *server) [2]float64 {
 	return [2]float64{ut, st}
 }
 
+// threadStat is what the kernel counts of one thread: nanoseconds on a
+// CPU and timeslices (schedstat), voluntary and involuntary context
+// switches (status).
+type threadStat struct{ ns, slices, vol, invol float64 }
+
+// threadStats returns the counts of each of a server's threads, by thread
+// id.
+func threadStats(s *server) map[int]threadStat {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", s.cmd.Process.Pid))
+	m := make(map[int]threadStat, len(dirs))
+	for _, d := range dirs {
+		tid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		b, err1 := os.ReadFile(filepath.Join(d, "schedstat"))
+		st, err2 := os.ReadFile(filepath.Join(d, "status"))
+		if err1 != nil || err2 != nil {
+			continue // a thread that ended
+		}
+		var t threadStat
+		if v := strings.Fields(string(b)); len(v) >= 3 {
+			t.ns, _ = strconv.ParseFloat(v[0], 64)
+			t.slices, _ = strconv.ParseFloat(v[2], 64)
+		}
+		for _, line := range strings.Split(string(st), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "voluntary_ctxt_switches":
+				t.vol, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			case "nonvoluntary_ctxt_switches":
+				t.invol, _ = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+		}
+		m[tid] = t
+	}
+	return m
+}
+
+// reportThreads prints, for each server, what each of its threads did per
+// connection over the rounds, busiest first. Threads are named by their
+// id less the process's: the runtime starts its monitor (sysmon) first, so
+// that "+1" is normally sysmon, and "+0" the main thread.
+func reportThreads(w io.Writer, servers []*server, conns float64) {
+	width := 13
+	for _, s := range servers {
+		width = max(width, len(s.name))
+	}
+	fmt.Fprintln(w, "per thread and connection: thread (id - pid; +1 is normally sysmon): cpu-ns slices voluntary involuntary")
+	for _, s := range servers {
+		type row struct {
+			tid int
+			d   threadStat
+		}
+		var rows []row
+		for tid, a := range s.threads1 {
+			b := s.threads0[tid]
+			d := threadStat{(a.ns - b.ns) / conns, (a.slices - b.slices) / conns, (a.vol - b.vol) / conns, (a.invol - b.invol) / conns}
+			if d.slices >= 0.005 {
+				rows = append(rows, row{tid, d})
+			}
+		}
+		slices.SortFunc(rows, func(a, b row) int { return int(b.d.ns - a.d.ns) })
+		fmt.Fprintf(w, "%-*s", width, s.name)
+		for _, r := range rows {
+			fmt.Fprintf(w, "  %+d: %.0f %.2f %.2f %.2f", r.tid-s.cmd.Process.Pid, r.d.ns, r.d.slices, r.d.vol, r.d.invol)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
 func report(w io.Writer, servers []*server, proto string, rounds, batch, clients int) {
 	ref := servers[0]
 	conns := float64(rounds * batch)
 	fmt.Fprintf(w, "%s: %d rounds of %d connections per server from %d clients at once, in a random order each round\n", proto, rounds, batch, clients)
-	fmt.Fprintf(w, "%-13s %11s  %-30s %6s  %9s %9s %9s %7s\n", "server", "cpu-ns/conn", "median ratio to "+ref.name+" [95% CI]", "mean",
+	width := 13
+	for _, s := range servers {
+		width = max(width, len(s.name))
+	}
+	fmt.Fprintf(w, "%-*s %11s  %-30s %6s  %9s %9s %9s %7s\n", width, "server", "cpu-ns/conn", "median ratio to "+ref.name+" [95% CI]", "mean",
 		"own-ns", "idle-ns", "usr%", "slices")
 	for _, s := range servers {
 		var sum float64
@@ -339,7 +426,7 @@ func report(w io.Writer, servers []*server, proto string, rounds, batch, clients
 		if usr+sys > 0 {
 			usrShare = fmt.Sprintf("%.0f", 100*usr/(usr+sys))
 		}
-		fmt.Fprintf(w, "%-13s %11.0f  %-30s %6.3f  %9.0f %9.0f %9s %7.2f\n", s.name, sum/conns, ratio, mean,
+		fmt.Fprintf(w, "%-*s %11.0f  %-30s %6.3f  %9.0f %9.0f %9s %7.2f\n", width, s.name, sum/conns, ratio, mean,
 			s.own/conns, s.idle/conns, usrShare, s.slices/conns)
 	}
 	fmt.Fprintln(w, "cpu-ns/conn: CPU time per connection over all rounds; own-ns, idle-ns: its parts while the")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cmux-go/cmux/cmuxgrpc"
 	"github.com/cmux-go/cmux/cmuxgrpc/internal/cpuserve"
+	"github.com/cmux-go/cmux/internal/sockopt"
 )
 
 func main() {
@@ -32,7 +33,7 @@ func main() {
 		log.Fatal(err)
 	}
 	if deferred {
-		if err := cpuserve.DeferAccept(root); err != nil {
+		if err := sockopt.DeferAccept(root, 5); err != nil {
 			log.Fatal(err)
 		}
 	}
