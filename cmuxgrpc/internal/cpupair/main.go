@@ -359,15 +359,21 @@ func threadStats(s *server) map[int]threadStat {
 	return m
 }
 
+// nameWidth is the width of the servers' name column.
+func nameWidth(servers []*server) int {
+	width := 13
+	for _, s := range servers {
+		width = max(width, len(s.name))
+	}
+	return width
+}
+
 // reportThreads prints, for each server, what each of its threads did per
 // connection over the rounds, busiest first. Threads are named by their
 // id less the process's: the runtime starts its monitor (sysmon) first, so
 // that "+1" is normally sysmon, and "+0" the main thread.
 func reportThreads(w io.Writer, servers []*server, conns float64) {
-	width := 13
-	for _, s := range servers {
-		width = max(width, len(s.name))
-	}
+	width := nameWidth(servers)
 	fmt.Fprintln(w, "per thread and connection: thread (id - pid; +1 is normally sysmon): cpu-ns slices voluntary involuntary")
 	for _, s := range servers {
 		type row struct {
@@ -395,10 +401,7 @@ func report(w io.Writer, servers []*server, proto string, rounds, batch, clients
 	ref := servers[0]
 	conns := float64(rounds * batch)
 	fmt.Fprintf(w, "%s: %d rounds of %d connections per server from %d clients at once, in a random order each round\n", proto, rounds, batch, clients)
-	width := 13
-	for _, s := range servers {
-		width = max(width, len(s.name))
-	}
+	width := nameWidth(servers)
 	fmt.Fprintf(w, "%-*s %11s  %-30s %6s  %9s %9s %9s %7s\n", width, "server", "cpu-ns/conn", "median ratio to "+ref.name+" [95% CI]", "mean",
 		"own-ns", "idle-ns", "usr%", "slices")
 	for _, s := range servers {
