@@ -389,7 +389,8 @@ func TestTLSRootSilentClients(t *testing.T) {
 func testTLSRootSilentClients(t *testing.T, opts []Option) {
 	testcheck.CheckLeaks(t)
 	cert, roots := selfSignedCert(t)
-	x := newServedMuxOn(t, tls.NewListener(listenLoopback(t), serverTLS(cert)), opts...)
+	tcp := hoListen(t)
+	x := newServedMuxOn(t, tls.NewListener(tcp, serverTLS(cert)), opts...)
 	serveHTTP(t, x.Match(HTTP1Fast()), &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Proto)
 	})})
@@ -398,7 +399,7 @@ func testTLSRootSilentClients(t *testing.T, opts []Option) {
 	for range 3 {
 		defer dialTCP(t, x.addr()).Close() // silent: no ClientHello
 	}
-	time.Sleep(50 * time.Millisecond) // for the silent ones to be accepted first
+	hoEventually(t, "the silent clients accepted first", func() bool { return tcp.accepted.Load() == 3 })
 	tr := &http.Transport{TLSClientConfig: clientTLS(roots)}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Get("https://" + x.addr() + "/")

@@ -81,7 +81,13 @@ func TestIdleWaitWithoutSniffer(t *testing.T) {
 				assert.Equal(t, int64(0), waits.Load())
 				return
 			}
-			time.Sleep(50 * time.Millisecond) // accepted, and found silent
+			if tc.idle {
+				// Write only once the worker waits: written earlier, the
+				// bytes may be there when the mux first looks.
+				hoEventually(t, "the wait without a sniffer", func() bool { return waits.Load() == 1 })
+			} else {
+				time.Sleep(50 * time.Millisecond) // accepted, and found silent
+			}
 			// A pipe's Write returns once every byte is read: write
 			// from another goroutine.
 			wrote := make(chan error, 1)
@@ -229,6 +235,9 @@ func TestIdleWaitEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testcheck.CheckLeaks(t)
+			var waits atomic.Int64
+			testHookIdleWait = func() { waits.Add(1) }
+			t.Cleanup(func() { testHookIdleWait = nil })
 			root := listenLoopback(t)
 			m := NewWithOptions(root, MatchTimeout(300*time.Millisecond))
 			errs := errorChan(m, 10)
@@ -236,8 +245,7 @@ func TestIdleWaitEnds(t *testing.T) {
 			serveMux(t, m, root)
 
 			c := dialTCP(t, root.Addr().String())
-			// Long enough for the connection to be waiting on a worker.
-			time.Sleep(50 * time.Millisecond)
+			hoEventually(t, "the connection waiting on a worker", func() bool { return waits.Load() == 1 })
 			tc.client(c)
 			if tc.want != nil {
 				err := nextErr(t, errs)
