@@ -35,6 +35,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -271,8 +272,7 @@ func runBatch(one func(string) error, addr string, n, clients int) error {
 }
 
 // cpuTimes returns each server's CPU time so far: the sum over its threads
-// of the first (nanoseconds on a CPU) and third (timeslices) fields of
-// their schedstat.
+// of their schedstat (see readSchedstat).
 func cpuTimes(servers []*server) []cpu {
 	t := make([]cpu, len(servers))
 	for i, s := range servers {
@@ -281,24 +281,32 @@ func cpuTimes(servers []*server) []cpu {
 			fatalf("cpupair: %s: no schedstat (Linux only)", s.name)
 		}
 		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue // a thread that ended
+			if ns, n, ok := readSchedstat(f); ok {
+				t[i].ns += ns
+				t[i].slices += n
 			}
-			v := strings.Fields(string(b))
-			if len(v) < 3 {
-				fatalf("cpupair: %s: %q", f, b)
-			}
-			ns, err1 := strconv.ParseFloat(v[0], 64)
-			n, err2 := strconv.ParseFloat(v[2], 64)
-			if err1 != nil || err2 != nil {
-				fatalf("cpupair: %s: %q", f, b)
-			}
-			t[i].ns += ns
-			t[i].slices += n
 		}
 	}
 	return t
+}
+
+// readSchedstat reads a thread's schedstat: its first field (nanoseconds
+// on a CPU) and third (timeslices). ok is false if the thread has ended.
+func readSchedstat(path string) (ns, timeslices float64, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, false
+	}
+	v := strings.Fields(string(b))
+	if len(v) < 3 {
+		fatalf("cpupair: %s: %q", path, b)
+	}
+	ns, err1 := strconv.ParseFloat(v[0], 64)
+	timeslices, err2 := strconv.ParseFloat(v[2], 64)
+	if err1 != nil || err2 != nil {
+		fatalf("cpupair: %s: %q", path, b)
+	}
+	return ns, timeslices, true
 }
 
 // procStat returns a server's utime and stime so far, in clock ticks
@@ -335,15 +343,12 @@ func threadStats(s *server) map[int]threadStat {
 		if err != nil {
 			continue
 		}
-		b, err1 := os.ReadFile(filepath.Join(d, "schedstat"))
-		st, err2 := os.ReadFile(filepath.Join(d, "status"))
-		if err1 != nil || err2 != nil {
-			continue // a thread that ended
-		}
 		var t threadStat
-		if v := strings.Fields(string(b)); len(v) >= 3 {
-			t.ns, _ = strconv.ParseFloat(v[0], 64)
-			t.slices, _ = strconv.ParseFloat(v[2], 64)
+		var ok bool
+		t.ns, t.slices, ok = readSchedstat(filepath.Join(d, "schedstat"))
+		st, err := os.ReadFile(filepath.Join(d, "status"))
+		if !ok || err != nil {
+			continue // a thread that ended
 		}
 		for _, line := range strings.Split(string(st), "\n") {
 			k, v, _ := strings.Cut(line, ":")
@@ -388,7 +393,7 @@ func reportThreads(w io.Writer, servers []*server, conns float64) {
 				rows = append(rows, row{tid, d})
 			}
 		}
-		slices.SortFunc(rows, func(a, b row) int { return int(b.d.ns - a.d.ns) })
+		slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.d.ns, a.d.ns) })
 		fmt.Fprintf(w, "%-*s", width, s.name)
 		for _, r := range rows {
 			fmt.Fprintf(w, "  %+d: %.0f %.2f %.2f %.2f", r.tid-s.cmd.Process.Pid, r.d.ns, r.d.slices, r.d.vol, r.d.invol)
