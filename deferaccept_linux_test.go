@@ -10,11 +10,11 @@ import (
 	"github.com/cmux-go/cmux/internal/testcheck"
 )
 
-// workers returns the header lines ("goroutine N [...]:") of the worker
-// goroutines of every mux in the process.
+// workers returns the header lines ("goroutine N") of the worker
+// goroutines of every mux in the process (see muxGoroutines).
 func workers() map[string]bool {
 	w := make(map[string]bool)
-	for _, s := range testcheck.GoroutineStacks() {
+	for _, s := range muxGoroutines() {
 		if strings.Contains(s, "cmux.(*cMux).work(") {
 			head, _, _ := strings.Cut(s, " [")
 			w[head] = true
