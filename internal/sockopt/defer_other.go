@@ -7,8 +7,7 @@ import (
 	"net"
 )
 
-// ErrUnsupported is DeferAccept's error off Linux.
-var ErrUnsupported = errors.New("sockopt: TCP_DEFER_ACCEPT is Linux only")
-
-// DeferAccept returns ErrUnsupported: TCP_DEFER_ACCEPT is Linux's.
-func DeferAccept(net.Listener, int) error { return ErrUnsupported }
+// DeferAccept returns an error: TCP_DEFER_ACCEPT is Linux's.
+func DeferAccept(net.Listener, int) error {
+	return errors.New("sockopt: TCP_DEFER_ACCEPT is Linux only")
+}
