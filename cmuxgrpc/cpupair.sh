@@ -34,7 +34,7 @@ go build -o "$T/cpuserver" ./internal/cpuserver
 S=$T/cpuserver V=$T/cpuserver-v015
 if [ -n "${PROBES:-}" ]; then
 	"$T/cpupair" -proto http1 "${FLAGS[@]}" -rounds "$ROUNDS" -batch 100 \
-		bare="$S",bare mux="$S",mux muxhttp="$S",muxhttp muxany="$S",muxany hand="$S",hand wrap="$S",wrap
+		bare="$S",bare mux="$S",mux muxhttp="$S",muxhttp muxany="$S",muxany hand="$S",hand wrap="$S",wrap peek="$S",peek wait="$S",wait
 	exit
 fi
 if [ -n "${DEFER:-}" ]; then
