@@ -2,11 +2,20 @@
 
 package cpuserve
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
-// peekOver is the "peek" probe, which peeks at sockets with MSG_PEEK: off
-// Unix it hands connections over as "hand" does.
-func peekOver(root net.Listener) net.Listener { return handOver(root) }
+// errUnixOnly is what the "peek" and "wait" probes' Accept returns off
+// Unix, where they have no MSG_PEEK: their server stops at once, and the
+// clients' failures say so, rather than measuring something else.
+var errUnixOnly = errors.New("cpuserve: the peek and wait probes run on Unix only")
 
-// waitListener is the "wait" probe: off Unix, the listener itself.
-type waitListener struct{ net.Listener }
+type unixOnlyListener struct{ net.Listener }
+
+func (unixOnlyListener) Accept() (net.Conn, error) { return nil, errUnixOnly }
+
+func peekOver(root net.Listener) net.Listener { return unixOnlyListener{root} }
+
+type waitListener = unixOnlyListener

@@ -7,12 +7,14 @@ import (
 	"syscall"
 )
 
-// peekOver is the "peek" probe: the least a mux that must see a
-// connection's first bytes before delivering it can do. The accept loop
-// peeks at each connection without waiting and hands it over at once if a
-// byte is there; otherwise a goroutine of its own waits in the runtime's
-// poller until one is, and hands it over then. The connection handed over
-// is the *net.TCPConn itself: nothing is read, buffered or wrapped.
+// peekOver is the "peek" probe: a mux reduced to waiting for each
+// connection's first byte and handing the connection over. The accept loop
+// peeks at each connection without waiting (unlike the mux's accept loop,
+// which stops trying after misses, see nowReader.tryFirst) and hands it
+// over at once if a byte is there; otherwise a goroutine of its own waits
+// in the runtime's poller until one is (peeking again first), and hands it
+// over then. The connection handed over is the *net.TCPConn itself:
+// nothing is read, buffered or wrapped.
 func peekOver(root net.Listener) net.Listener {
 	l := &peekListener{Listener: root, conns: make(chan net.Conn, 1024), done: make(chan struct{})}
 	go func() {
@@ -22,7 +24,12 @@ func peekOver(root net.Listener) net.Listener {
 			if err != nil {
 				return
 			}
-			rc, err := c.(*net.TCPConn).SyscallConn()
+			tc, ok := c.(*net.TCPConn)
+			if !ok {
+				c.Close()
+				continue
+			}
+			rc, err := tc.SyscallConn()
 			if err != nil {
 				c.Close()
 				continue
@@ -64,7 +71,8 @@ func (l *peekListener) Accept() (net.Conn, error) {
 	}
 }
 
-// peekByte reports whether fd has a byte to read, its end, or an error.
+// peekByte reports whether fd has a byte to read, its end, or an error,
+// as the mux's peekReadable does (readable_unix.go in the root module).
 func peekByte(fd uintptr) bool {
 	var b [1]byte
 	_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
@@ -72,9 +80,10 @@ func peekByte(fd uintptr) bool {
 }
 
 // waitListener is the "wait" probe: its Accept returns a connection once a
-// byte is there to read, waiting on the server's own accepting goroutine,
-// with no hand-off at all. It holds every later connection up behind one
-// whose bytes are late, as no mux may; it shows what waiting alone costs.
+// byte is there to read (a peek, then the poller), waiting on the server's
+// own accepting goroutine, with no hand-off at all. It holds every later
+// connection up behind one whose bytes are late, as no mux may; it shows
+// what such a wait costs without a goroutine to hand over from.
 type waitListener struct{ net.Listener }
 
 func (l waitListener) Accept() (net.Conn, error) {
@@ -82,8 +91,10 @@ func (l waitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rc, err := c.(*net.TCPConn).SyscallConn(); err == nil {
-		rc.Read(peekByte)
+	if tc, ok := c.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			rc.Read(peekByte)
+		}
 	}
 	return c, nil
 }

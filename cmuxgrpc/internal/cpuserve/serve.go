@@ -24,12 +24,12 @@ var Setups = []string{"bare", "mux", "mux+Listener"}
 // nothing; "muxhttp", a mux whose one listener matches HTTP1Fast; "hand",
 // no mux, but a goroutine that accepts and hands each connection to the
 // server over a channel, as the mux does; "wrap", no mux, but each
-// connection wrapped in a struct, as a MuxConn wraps it; "peek", no mux,
-// but a goroutine that hands each connection over once a byte is there to
-// read, without reading, buffering or wrapping it: the least any mux that
-// must see the first bytes can do; "wait", no mux and no hand-off, but a
-// listener whose Accept returns each connection once a byte is there, as
-// no mux may (it holds later connections up): what the wait alone costs.
+// connection wrapped in a struct, as a MuxConn wraps it; "peek", a mux
+// reduced to waiting for each connection's first byte and handing the
+// connection over, without reading, buffering or wrapping it; "wait", no
+// hand-off, but a listener whose Accept returns each connection once a
+// byte is there, as no mux may (it holds later connections up). "peek" and
+// "wait" run on Unix only.
 var Probes = []string{"muxany", "muxhttp", "hand", "wrap", "peek", "wait"}
 
 // Start serves on root: with setup "bare", proto's server alone ("grpc"
