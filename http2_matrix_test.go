@@ -673,6 +673,15 @@ func h2RunGo(t *testing.T, e *h2Cell, mode h2RelayMode, contentType, want string
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	})
+	// net/http's Transport hands a new HTTP/2 connection to the request
+	// that dialled it before it lists the connection as shared, so a
+	// request made at once after that one may find nothing to share and
+	// dial a spare, which it never uses (seen under load: "h2 false, 0
+	// bytes" on the second connection). One connection per host at most
+	// makes that request wait for the first connection instead; a
+	// connection the server side ended still lets it dial a second one,
+	// which the count below catches.
+	tr.MaxConnsPerHost = 1
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: h2Timeout}
 	for _, p := range []string{"/a", "/b", "/c"} {
