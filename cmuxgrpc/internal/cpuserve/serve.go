@@ -60,26 +60,19 @@ func Start(root net.Listener, proto, setup string, wrap func(net.Listener) net.L
 			m.Close()
 			root.Close()
 		}
-	case "hand":
-		go hs.Serve(handOver(root))
-		return func() {
-			hs.Close()
-			root.Close()
+	case "hand", "wrap", "peek", "wait":
+		var l net.Listener
+		switch setup {
+		case "hand":
+			l = handOver(root)
+		case "wrap":
+			l = wrapListener{root}
+		case "peek":
+			l = peekOver(root)
+		default:
+			l = waitListener{root}
 		}
-	case "peek":
-		go hs.Serve(peekOver(root))
-		return func() {
-			hs.Close()
-			root.Close()
-		}
-	case "wait":
-		go hs.Serve(waitListener{root})
-		return func() {
-			hs.Close()
-			root.Close()
-		}
-	case "wrap":
-		go hs.Serve(wrapListener{root})
+		go hs.Serve(l)
 		return func() {
 			hs.Close()
 			root.Close()
